@@ -1,0 +1,111 @@
+# Larch: one non-recursive Makefile. `make V=1` shows the commands.
+#
+#   make            build build/bin/{larchd,larchctl}
+#   make check      install missing Debian packages, build, run every test
+#                   (unit, unit under ASan+UBSan, API, invariants, crash)
+#   make demo       install missing packages, run the demo (scripts/demo.sh)
+#   make bench      the benchmarks (bench/run.sh); results in docs/benchmarks.md
+#   make SANITIZE=address,undefined BUILD=build/san ...   a sanitizer build
+
+BUILD    ?= build
+CC       ?= cc
+SANITIZE ?=
+OPT      ?= -O2 -g
+
+WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
+        -Wformat=2 -Wno-format-nonliteral -Wpointer-arith -Wvla
+ifeq ($(CI),true)
+WARN += -Werror
+endif
+
+CPPFLAGS += -Ilib -D_GNU_SOURCE
+CFLAGS   += -std=gnu11 $(OPT) $(WARN) -pthread -fno-strict-aliasing
+LDLIBS_LIB := -lsqlite3 -ljansson -lyaml -lcurl -lpthread
+ifneq ($(SANITIZE),)
+CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+ifeq ($(V),1)
+Q :=
+say :=
+else
+Q := @
+say = @printf '  %-6s %s\n' $(1) $(2);
+endif
+
+LIB_SRC    := $(wildcard lib/*.c)
+LARCHD_SRC := $(wildcard larchd/*.c)
+CTL_SRC    := $(wildcard ctl/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+BENCH_SRC  := $(wildcard bench/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIBLARCH := $(BUILD)/liblarch.a
+BINS     := $(BUILD)/bin/larchd $(BUILD)/bin/larchctl
+UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+.PHONY: all check unit unit-san api demo bench deps clean
+all: $(BINS)
+
+$(BUILD)/obj/%.o: %.c
+	$(call say,CC,$<)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIBLARCH): $(call obj,$(LIB_SRC))
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/larchd: $(call obj,$(LARCHD_SRC)) $(LIBLARCH)
+	$(call say,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $^ -lmicrohttpd $(LDLIBS_LIB)
+
+$(BUILD)/bin/larchctl: $(call obj,$(CTL_SRC)) $(LIBLARCH)
+	$(call say,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS_LIB)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBLARCH)
+	$(call say,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $^ -lcmocka $(LDLIBS_LIB)
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBLARCH)
+	$(call say,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS_LIB)
+
+deps:
+	$(Q)scripts/deps.sh
+
+# Unit tests (cmocka). Each binary runs on its own: build/tests/test_prefix
+unit: $(UNITS)
+	$(Q)set -e; for t in $(UNITS); do echo "== $$t"; $$t; done
+
+unit-san:
+	$(Q)$(MAKE) --no-print-directory BUILD=build/san SANITIZE=address,undefined OPT="-O1 -g" unit
+
+api: $(BINS)
+	$(Q)LARCH_BIN=$(abspath $(BUILD)/bin) /usr/bin/python3 -m pytest -q tests/api
+
+check: deps
+	$(Q)$(MAKE) --no-print-directory all unit
+	$(Q)$(MAKE) --no-print-directory unit-san
+	$(Q)$(MAKE) --no-print-directory api
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)scripts/demo.sh
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all $(BENCHES)
+	$(Q)bench/run.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,429 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DOC: the HTTP layer
+ *
+ * libmicrohttpd, one thread per connection: a handler may block on the group
+ * commit or on a change-feed long-poll without stalling anyone else. This
+ * file only reads the body (at most 1 MiB), checks the bearer token on
+ * mutating methods, routes by a table of (method, path pattern) and writes the
+ * JSON (or text) answer; the handlers live in api*.c.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "larchd.h"
+#include "log.h"
+
+#define BODY_MAX (1024 * 1024)
+
+struct route {
+	const char *method;
+	const char *pattern; /* '*' matches one path segment */
+	handler_fn fn;
+};
+
+static const struct route routes[] = {
+	{ "GET", "/healthz", api_healthz },
+	{ "GET", "/metrics", api_metrics },
+	{ "GET", "/v1/spaces", api_space_list },
+	{ "POST", "/v1/spaces", api_space_create },
+	{ "GET", "/v1/spaces/*", api_space_get },
+	{ "DELETE", "/v1/spaces/*", api_space_delete },
+	{ "GET", "/v1/groups", api_group_list },
+	{ "POST", "/v1/groups", api_group_create },
+	{ "GET", "/v1/groups/*", api_group_get },
+	{ "DELETE", "/v1/groups/*", api_group_delete },
+	{ "GET", "/v1/hosts", api_host_list },
+	{ "POST", "/v1/hosts", api_host_create },
+	{ "GET", "/v1/hosts/*", api_host_get },
+	{ "DELETE", "/v1/hosts/*", api_host_delete },
+	{ "GET", "/v1/tenants", api_tenant_list },
+	{ "POST", "/v1/tenants", api_tenant_create },
+	{ "GET", "/v1/tenants/*", api_tenant_get },
+	{ "DELETE", "/v1/tenants/*", api_tenant_delete },
+	{ "GET", "/v1/tenants/*/segments", api_segment_list },
+	{ "POST", "/v1/tenants/*/segments", api_segment_create },
+	{ "GET", "/v1/tenants/*/segments/*", api_segment_get },
+	{ "DELETE", "/v1/tenants/*/segments/*", api_segment_delete },
+	{ "GET", "/v1/endpoints", api_endpoint_list },
+	{ "POST", "/v1/endpoints", api_endpoint_create },
+	{ "GET", "/v1/endpoints/*", api_endpoint_get },
+	{ "PATCH", "/v1/endpoints/*", api_endpoint_patch },
+	{ "DELETE", "/v1/endpoints/*", api_endpoint_delete },
+	{ "POST", "/v1/endpoints/*/bind", api_endpoint_bind },
+	{ "GET", "/v1/blocks", api_block_list },
+	{ "GET", "/v1/tree", api_tree },
+	{ "GET", "/v1/changes", api_changes },
+};
+
+struct conn_state {
+	char *body;
+	size_t len, cap;
+	bool too_large;
+	struct timespec start;
+};
+
+static struct MHD_Daemon *tcp_daemon, *unix_daemon;
+static int unix_fd = -1;
+static char *unix_path;
+
+/*
+ * Match url against pattern; fill args with pointers into buf (a copy of
+ * url whose '/' are cut). Returns true on a match.
+ */
+static bool route_match(const char *pattern, char *buf, const char *args[3])
+{
+	const char *p = pattern;
+	char *u = buf;
+	int nargs = 0;
+
+	while (*p && *u) {
+		if (*p == '*') {
+			char *slash = strchr(u, '/');
+
+			if (u[0] == '\0' || u == slash || nargs == 3)
+				return false;
+			args[nargs++] = u;
+			if (slash) {
+				*slash = '\0';
+				u = slash + 1;
+			} else {
+				u += strlen(u);
+			}
+			p++;
+			if (*p == '/')
+				p++;
+			else if (*p)
+				return false;
+			continue;
+		}
+		if (*p != *u)
+			return false;
+		p++;
+		u++;
+	}
+	/* allow one trailing slash */
+	if (*u == '/' && u[1] == '\0')
+		u++;
+	return *p == '\0' && *u == '\0';
+}
+
+const char *req_query(struct req *rq, const char *name)
+{
+	return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+void req_json(struct req *rq, int status, json_t *body)
+{
+	json_decref(rq->json);
+	rq->status = status;
+	rq->json = body;
+}
+
+void req_error(struct req *rq, const struct error *err)
+{
+	json_t *e = json_pack("{s:{s:s,s:s,s:s,s:s}}", "error", "code",
+			      err->code[0] ? err->code : "internal", "field", err->field, "value",
+			      err->value, "message", err->msg[0] ? err->msg : "internal error");
+
+	req_json(rq, err->status ? err->status : 500, e);
+}
+
+static void simple_error(struct req *rq, int status, const char *code, const char *fmt, const char *arg)
+{
+	struct error err = { 0 };
+
+	error_set(&err, EINVAL, status, code, "", "", fmt, arg);
+	req_error(rq, &err);
+}
+
+static bool token_ok(struct larchd *d, struct MHD_Connection *conn)
+{
+	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+	size_t n, tl = strlen(d->token);
+	unsigned char diff = 0;
+
+	if (!h || strncmp(h, "Bearer ", 7))
+		return false;
+	h += 7;
+	n = strlen(h);
+	/* compare in time independent of where they differ */
+	for (size_t i = 0; i < tl; i++)
+		diff |= (unsigned char)(d->token[i] ^ (i < n ? h[i] : 0));
+	return diff == 0 && n == tl;
+}
+
+static void dispatch(struct req *rq)
+{
+	bool path_known = false;
+
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		char buf[2048];
+
+		if (strlen(rq->url) >= sizeof(buf)) {
+			simple_error(rq, 414, "too_large", "the URL is longer than %s bytes", "2047");
+			return;
+		}
+		strcpy(buf, rq->url);
+		memset(rq->args, 0, sizeof(rq->args));
+		if (!route_match(routes[i].pattern, buf, rq->args))
+			continue;
+		path_known = true;
+		if (strcmp(routes[i].method, rq->method))
+			continue;
+		routes[i].fn(rq); /* args point into buf, alive until we return */
+		return;
+	}
+	if (path_known)
+		simple_error(rq, 405, "method_not_allowed", "%s is not allowed on this path", rq->method);
+	else
+		simple_error(rq, 404, "not_found", "%s: no such API path", rq->url);
+}
+
+static enum MHD_Result send_response(struct MHD_Connection *conn, struct req *rq)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	char *body;
+	const char *ctype = "application/json";
+
+	if (rq->text) {
+		body = rq->text;
+		rq->text = NULL;
+		ctype = "text/plain; version=0.0.4";
+	} else if (rq->json) {
+		char *s = json_dumps(rq->json, JSON_COMPACT);
+		size_t n = s ? strlen(s) : 0;
+
+		body = s ? realloc(s, n + 2) : NULL;
+		if (body) {
+			body[n] = '\n';
+			body[n + 1] = '\0';
+		}
+	} else {
+		body = strdup("");
+	}
+	if (!body)
+		return MHD_NO;
+	resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(body);
+		return MHD_NO;
+	}
+	if (rq->status != 204)
+		MHD_add_response_header(resp, "Content-Type", ctype);
+	if (rq->status == 401)
+		MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
+	ret = MHD_queue_response(conn, (unsigned)rq->status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version,
+				  const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	struct larchd *d = cls;
+	struct conn_state *cs = *con_cls;
+	struct req rq = { 0 };
+	struct timespec end;
+	enum MHD_Result ret;
+	uint64_t us;
+	(void)version;
+
+	if (!cs) {
+		cs = calloc(1, sizeof(*cs));
+		if (!cs)
+			return MHD_NO;
+		clock_gettime(CLOCK_MONOTONIC, &cs->start);
+		*con_cls = cs;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		size_t n = *upload_data_size;
+
+		if (cs->len + n > BODY_MAX) {
+			cs->too_large = true;
+		} else if (!cs->too_large) {
+			if (cs->len + n + 1 > cs->cap) {
+				size_t ncap = (cs->len + n + 1) * 2;
+				char *b = realloc(cs->body, ncap > BODY_MAX + 1 ? BODY_MAX + 1 : ncap);
+
+				if (!b)
+					return MHD_NO;
+				cs->body = b;
+				cs->cap = ncap > BODY_MAX + 1 ? BODY_MAX + 1 : ncap;
+			}
+			memcpy(cs->body + cs->len, upload_data, n);
+			cs->len += n;
+			cs->body[cs->len] = '\0';
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+
+	rq.d = d;
+	rq.method = method;
+	rq.url = url;
+	rq.conn = conn;
+	rq.body = cs->body;
+	rq.body_len = cs->len;
+	if (cs->too_large)
+		simple_error(&rq, 413, "too_large", "the request body is over %s", "1 MiB");
+	else if (d->token && strcmp(method, "GET") && strcmp(method, "HEAD") && !token_ok(d, conn))
+		simple_error(&rq, 401, "unauthorized",
+			     "%s needs a valid 'Authorization: Bearer <token>' header", method);
+	else
+		dispatch(&rq);
+	ret = send_response(conn, &rq);
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	us = (uint64_t)((end.tv_sec - cs->start.tv_sec) * 1000000 +
+			(end.tv_nsec - cs->start.tv_nsec) / 1000);
+	metrics_request(&d->metrics, method, rq.status, us);
+	json_decref(rq.json);
+	free(rq.text);
+	return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct conn_state *cs = *con_cls;
+	(void)cls;
+	(void)conn;
+	(void)toe;
+
+	if (cs) {
+		free(cs->body);
+		free(cs);
+		*con_cls = NULL;
+	}
+}
+
+static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[256];
+	const char *colon;
+	long port;
+	char *end;
+
+	memset(ss, 0, sizeof(*ss));
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (!rb || rb[1] != ':' || (size_t)(rb - s - 1) >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s + 1, (size_t)(rb - s - 1));
+		host[rb - s - 1] = '\0';
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon || (size_t)(colon - s) >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s, (size_t)(colon - s));
+		host[colon - s] = '\0';
+	}
+	port = strtol(colon + 1, &end, 10);
+	if (*end || port < 0 || port > 65535 || colon[1] == '\0')
+		return -EINVAL;
+	{
+		struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+		if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+			in4->sin_family = AF_INET;
+			in4->sin_port = htons((uint16_t)port);
+			*len = sizeof(*in4);
+		} else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+			in6->sin6_family = AF_INET6;
+			in6->sin6_port = htons((uint16_t)port);
+			*len = sizeof(*in6);
+		} else {
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static struct MHD_Daemon *start_mhd(struct larchd *d, unsigned flags, int fd,
+				    const struct sockaddr *sa)
+{
+	return MHD_start_daemon(
+		flags | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+			MHD_USE_ERROR_LOG,
+		0, NULL, NULL, on_request, d,
+		fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
+		fd >= 0 ? (intptr_t)fd : (intptr_t)sa,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, d,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)2048,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
+		MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
+		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+		MHD_OPTION_END);
+}
+
+int http_start(struct larchd *d)
+{
+	if (d->cfg.listen && strcmp(d->cfg.listen, "none")) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+
+		if (parse_listen(d->cfg.listen, &ss, &len) < 0)
+			fatalx("--listen %s: expected ADDR:PORT such as 127.0.0.1:7420 or [::1]:7420",
+			       d->cfg.listen);
+		tcp_daemon = start_mhd(d, ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0, -1,
+				       (struct sockaddr *)&ss);
+		if (!tcp_daemon)
+			fatalx("cannot listen on %s (in use, or not an address of this host?)",
+			       d->cfg.listen);
+		log_info("listening on http://%s", d->cfg.listen);
+	}
+	if (d->cfg.unix_path) {
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+		mode_t old;
+
+		if (strlen(d->cfg.unix_path) >= sizeof(sun.sun_path))
+			fatalx("--unix %s: path too long", d->cfg.unix_path);
+		strcpy(sun.sun_path, d->cfg.unix_path);
+		unlink(d->cfg.unix_path);
+		unix_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (unix_fd < 0)
+			fatal("socket");
+		old = umask(0177); /* the socket file is created 0600 */
+		if (bind(unix_fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+			fatal("bind %s", d->cfg.unix_path);
+		umask(old);
+		chmod(d->cfg.unix_path, 0600);
+		if (listen(unix_fd, 128) < 0)
+			fatal("listen %s", d->cfg.unix_path);
+		unix_daemon = start_mhd(d, 0, unix_fd, NULL);
+		if (!unix_daemon)
+			fatalx("cannot serve on unix socket %s", d->cfg.unix_path);
+		unix_path = d->cfg.unix_path;
+		log_info("listening on unix:%s", d->cfg.unix_path);
+	}
+	if (!tcp_daemon && !unix_daemon)
+		fatalx("no listener: give --listen or --unix");
+	return 0;
+}
+
+void http_stop(void)
+{
+	if (tcp_daemon)
+		MHD_stop_daemon(tcp_daemon);
+	if (unix_daemon)
+		MHD_stop_daemon(unix_daemon);
+	if (unix_path)
+		unlink(unix_path);
+	tcp_daemon = unix_daemon = NULL;
+}
