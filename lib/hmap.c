@@ -59,8 +59,8 @@ static int grow(struct hmap *m)
 	struct hmap_ent *ntab, *old = m->tab;
 	size_t oldcap = m->cap;
 
-	/* grow when live entries pass half; rehash in place of tombstones otherwise */
-	while (m->len * 2 >= ncap)
+	/* keep live entries under a quarter after growing: probes stay short */
+	while (m->len * 4 >= ncap)
 		ncap *= 2;
 	ntab = calloc(ncap, sizeof(*ntab));
 	if (!ntab)
@@ -85,7 +85,7 @@ int hmap_insert(struct hmap *m, uint64_t hash, void *val)
 {
 	size_t mask, i;
 
-	if ((m->used + 1) * 4 >= m->cap * 3) {
+	if ((m->used + 1) * 2 >= m->cap) {
 		int r = grow(m);
 
 		if (r < 0)
@@ -121,6 +121,43 @@ void *hmap_remove(struct hmap *m, uint64_t hash, hmap_eq_fn eq, const void *key)
 			return v;
 		}
 	}
+}
+
+void *hmap_lookup(const struct hmap *m, uint64_t hash, hmap_eq_fn eq, const void *key, size_t *slot)
+{
+	size_t mask, i, tomb = SIZE_MAX;
+
+	*slot = SIZE_MAX;
+	if (!m->cap)
+		return NULL;
+	mask = m->cap - 1;
+	for (i = hash & mask;; i = (i + 1) & mask) {
+		struct hmap_ent *e = &m->tab[i];
+
+		if (!e->val) {
+			*slot = tomb != SIZE_MAX ? tomb : i;
+			return NULL;
+		}
+		if (e->val == HMAP_TOMB) {
+			if (tomb == SIZE_MAX)
+				tomb = i;
+		} else if (e->hash == hash && eq(e->val, key)) {
+			return e->val;
+		}
+	}
+}
+
+int hmap_insert_at(struct hmap *m, size_t slot, uint64_t hash, void *val)
+{
+	/* a slot from before a needed growth is useless: insert the slow way */
+	if (slot == SIZE_MAX || (m->used + 1) * 2 >= m->cap)
+		return hmap_insert(m, hash, val);
+	if (!m->tab[slot].val)
+		m->used++;
+	m->tab[slot].hash = hash;
+	m->tab[slot].val = val;
+	m->len++;
+	return 0;
 }
 
 void *hmap_next(const struct hmap *m, size_t *iter)

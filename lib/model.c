@@ -159,9 +159,21 @@ static bool eq_name(const void *val, const void *key)
 	return !strcmp(*(char *const *)val, key);
 }
 
+struct seg_key {
+	const char *tenant, *name;
+};
+
+static uint64_t hash_seg(const char *tenant, const char *name)
+{
+	return hash_mix(hash_str(tenant), hash_str(name));
+}
+
 static bool eq_segment(const void *val, const void *key)
 {
-	return !strcmp(((const struct segment *)val)->key, key);
+	const struct segment *sg = val;
+	const struct seg_key *k = key;
+
+	return !strcmp(sg->name, k->name) && !strcmp(sg->tenant->name, k->tenant);
 }
 
 static bool eq_endpoint(const void *val, const void *key)
@@ -194,17 +206,21 @@ struct tenant *model_tenant(const struct model *m, const char *name)
 
 struct segment *model_segment(const struct model *m, const char *tenant, const char *name)
 {
-	char key[2 * MODEL_NAME_MAX + 2];
+	struct seg_key k = { tenant, name };
 
-	if (strlen(tenant) > MODEL_NAME_MAX || strlen(name) > MODEL_NAME_MAX)
-		return NULL;
-	snprintf(key, sizeof(key), "%s/%s", tenant, name);
-	return hmap_find(&m->segments, hash_str(key), eq_segment, key);
+	return hmap_find(&m->segments, hash_seg(tenant, name), eq_segment, &k);
 }
 
 struct endpoint *model_endpoint(const struct model *m, const char *handle)
 {
 	return hmap_find(&m->endpoints, hash_str(handle), eq_endpoint, handle);
+}
+
+struct endpoint *model_endpoint_lookup(const struct model *m, const char *handle,
+				       uint64_t *hash, size_t *slot)
+{
+	*hash = hash_str(handle);
+	return hmap_lookup(&m->endpoints, *hash, eq_endpoint, handle, slot);
 }
 
 void model_endpoint_unindex(struct model *m, struct endpoint *e)
@@ -813,7 +829,7 @@ int model_segment_create(struct model *m, const struct segment_spec *sp, struct 
 	if (!sg || !(sg->name = strdup(sp->name)) ||
 	    !(sg->key = xasprintf("%s/%s", t->name, sp->name)) ||
 	    (sp->labels && !(sg->labels = strdup(sp->labels))) ||
-	    hmap_insert(&m->segments, hash_str(sg->key), sg) < 0) {
+	    hmap_insert(&m->segments, hash_seg(t->name, sp->name), sg) < 0) {
 		if (sg) {
 			free(sg->name);
 			free(sg->key);
@@ -844,7 +860,8 @@ int model_segment_delete(struct model *m, const char *tenant, const char *name,
 		return error_conflict(err, "name", name, "segment %s still has %zu endpoints",
 				      sg->key, sg->nendpoints);
 	segment_drop_blocks(m, sg, tx);
-	hmap_remove(&m->segments, hash_str(sg->key), eq_segment, sg->key);
+	hmap_remove(&m->segments, hash_seg(sg->tenant->name, sg->name), eq_segment,
+		    &(struct seg_key){ sg->tenant->name, sg->name });
 	sg->tenant->nsegments--;
 	if (tx)
 		mtxn_del(tx, key_segment(sg));

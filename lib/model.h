@@ -126,7 +126,6 @@ struct ep_addr {
 };
 
 struct endpoint {
-	char *handle;
 	struct segment *segment;
 	struct host *host;        /* NULL: not bound yet (deferred) */
 	struct endpoint *parent;
@@ -134,7 +133,9 @@ struct endpoint {
 	uint32_t nchildren;
 	uint8_t kind;
 	uint8_t naddrs;
-	struct ep_addr *addrs;
+	struct ep_addr *addrs;    /* inline_addrs when naddrs <= 2 */
+	struct ep_addr inline_addrs[2];
+	char handle[];            /* the caller's handle, allocated with the struct */
 };
 
 struct model_options {

@@ -472,10 +472,33 @@ void endpoint_free(struct endpoint *e)
 {
 	if (!e)
 		return;
-	free(e->handle);
 	free(e->attrs);
-	free(e->addrs);
+	if (e->addrs != e->inline_addrs)
+		free(e->addrs);
 	free(e);
+}
+
+static struct endpoint *endpoint_new(const char *handle, const char *attrs)
+{
+	size_t n = strlen(handle) + 1;
+	struct endpoint *e = calloc(1, sizeof(*e) + n);
+
+	if (!e)
+		return NULL;
+	memcpy(e->handle, handle, n);
+	if (attrs && !(e->attrs = strdup(attrs))) {
+		free(e);
+		return NULL;
+	}
+	return e;
+}
+
+static void addrs_free(struct endpoint *e)
+{
+	if (e->addrs != e->inline_addrs)
+		free(e->addrs);
+	e->addrs = NULL;
+	e->naddrs = 0;
 }
 
 /*
@@ -483,15 +506,16 @@ void endpoint_free(struct endpoint *e)
  * all or nothing. Blocks claimed get a put in tx.
  */
 static int alloc_addrs(struct model *m, struct host *h, struct segment *sg,
-		       struct ep_addr **out, uint8_t *nout, struct mtxn *tx, struct error *err)
+		       struct ep_addr *inline_buf, struct ep_addr **out, uint8_t *nout,
+		       struct mtxn *tx, struct error *err)
 {
-	struct ep_addr *a;
+	struct ep_addr *a = inline_buf;
 	bool claimed[MODEL_MAX_SPACES] = { false };
+	size_t want = (size_t)__builtin_popcount(sg->spaces);
 	uint8_t n = 0;
 	int r = 0;
 
-	a = calloc(MODEL_MAX_SPACES, sizeof(*a));
-	if (!a)
+	if (want > 2 && !(a = calloc(want, sizeof(*a))))
 		return error_set(err, ENOMEM, 500, "internal", "", "", "out of memory");
 	for (size_t i = 0; i < m->nspaces; i++) {
 		struct space *s = m->spaces[i];
@@ -522,7 +546,8 @@ static int alloc_addrs(struct model *m, struct host *h, struct segment *sg,
 undo:
 	while (n-- > 0)
 		block_give(m, a[n].block, a[n].off, claimed[n], NULL);
-	free(a);
+	if (a != inline_buf)
+		free(a);
 	return r;
 }
 
@@ -531,9 +556,7 @@ static void release_addrs(struct model *m, struct endpoint *e, struct mtxn *tx)
 	for (uint8_t i = 0; i < e->naddrs; i++)
 		block_give(m, e->addrs[i].block, e->addrs[i].off, false, tx);
 	m->releases += e->naddrs;
-	free(e->addrs);
-	e->addrs = NULL;
-	e->naddrs = 0;
+	addrs_free(e);
 }
 
 static int resolve(struct model *m, const struct endpoint_spec *sp, struct segment **sgp,
@@ -560,12 +583,14 @@ int model_endpoint_create(struct model *m, const struct endpoint_spec *sp, struc
 	struct segment *sg;
 	struct host *h;
 	struct endpoint *parent, *e;
+	uint64_t hash;
+	size_t slot;
 	int r;
 
 	r = resolve(m, sp, &sg, &h, &parent, err);
 	if (r < 0)
 		return r;
-	if ((e = model_endpoint(m, sp->handle))) {
+	if ((e = model_endpoint_lookup(m, sp->handle, &hash, &slot))) {
 		/* Idempotent: the same request again gets the same endpoint. */
 		if (e->segment != sg)
 			return error_conflict(err, "segment", sp->segment,
@@ -583,20 +608,18 @@ int model_endpoint_create(struct model *m, const struct endpoint_spec *sp, struc
 	if (h && !sg->spaces)
 		return error_conflict(err, "segment", sg->key, "segment %s has no address spaces",
 				      sg->key);
-	e = calloc(1, sizeof(*e));
-	if (!e || !(e->handle = strdup(sp->handle)) || (sp->attrs && !(e->attrs = strdup(sp->attrs)))) {
-		endpoint_free(e);
+	e = endpoint_new(sp->handle, sp->attrs);
+	if (!e)
 		return error_set(err, ENOMEM, 500, "internal", "", "", "out of memory");
-	}
 	e->segment = sg;
 	e->host = h;
 	e->parent = parent;
 	e->kind = sp->kind;
-	if (h && (r = alloc_addrs(m, h, sg, &e->addrs, &e->naddrs, tx, err)) < 0) {
+	if (h && (r = alloc_addrs(m, h, sg, e->inline_addrs, &e->addrs, &e->naddrs, tx, err)) < 0) {
 		endpoint_free(e);
 		return r;
 	}
-	if (model_endpoint_index(m, e) < 0) {
+	if (hmap_insert_at(&m->endpoints, slot, hash, e) < 0) {
 		release_addrs(m, e, NULL);
 		endpoint_free(e);
 		return error_set(err, ENOMEM, 500, "internal", "", "", "out of memory");
@@ -642,7 +665,7 @@ int model_endpoint_bind(struct model *m, const char *handle, const char *host, s
 {
 	struct endpoint *e = model_endpoint(m, handle);
 	struct host *h = NULL;
-	struct ep_addr *addrs = NULL;
+	struct ep_addr tmp[2], *addrs = NULL;
 	uint8_t n = 0;
 	int r;
 
@@ -657,13 +680,17 @@ int model_endpoint_bind(struct model *m, const char *handle, const char *host, s
 		return error_conflict(err, "segment", e->segment->key,
 				      "segment %s has no address spaces", e->segment->key);
 	/* New addresses first: if that fails nothing has changed. */
-	if (h && (r = alloc_addrs(m, h, e->segment, &addrs, &n, tx, err)) < 0)
+	if (h && (r = alloc_addrs(m, h, e->segment, tmp, &addrs, &n, tx, err)) < 0)
 		return r;
 	if (e->host) {
 		release_addrs(m, e, tx);
 		e->host->nendpoints--;
 	}
 	e->host = h;
+	if (addrs == tmp) {
+		memcpy(e->inline_addrs, tmp, n * sizeof(tmp[0]));
+		addrs = e->inline_addrs;
+	}
 	e->addrs = addrs;
 	e->naddrs = n;
 	m->allocations += n;
@@ -760,9 +787,11 @@ int model_endpoint_restore(struct model *m, const struct endpoint_spec *sp, stru
 	if (n && !h)
 		return error_invalid(err, "addresses", sp->handle,
 				     "endpoint %s has addresses but no host", sp->handle);
-	e = calloc(1, sizeof(*e));
-	if (!e || !(e->handle = strdup(sp->handle)) || (sp->attrs && !(e->attrs = strdup(sp->attrs))) ||
-	    (n && !(e->addrs = calloc(n, sizeof(*e->addrs))))) {
+	e = endpoint_new(sp->handle, sp->attrs);
+	if (!e)
+		return error_set(err, ENOMEM, 500, "internal", "", "", "out of memory");
+	e->addrs = e->inline_addrs;
+	if (n > 2 && !(e->addrs = calloc(n, sizeof(*e->addrs)))) {
 		endpoint_free(e);
 		return error_set(err, ENOMEM, 500, "internal", "", "", "out of memory");
 	}

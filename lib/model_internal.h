@@ -44,6 +44,8 @@ void bucket_free(struct bucket *b);
 void host_drop_blocks(struct model *m, struct host *h, struct mtxn *tx);
 void segment_drop_blocks(struct model *m, struct segment *sg, struct mtxn *tx);
 int model_endpoint_index(struct model *m, struct endpoint *e);
+struct endpoint *model_endpoint_lookup(const struct model *m, const char *handle,
+				       uint64_t *hash, size_t *slot);
 void model_endpoint_unindex(struct model *m, struct endpoint *e);
 struct group **model_groups_ordered(const struct model *m, size_t *n);
 
