@@ -48,6 +48,7 @@ UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 .PHONY: all check unit unit-san api demo bench deps clean
+.SECONDARY:
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
