@@ -25,16 +25,20 @@ json_t *body_object(struct req *rq)
 	return o;
 }
 
-uint64_t read_begin(struct larchd *d)
+uint64_t read_begin(struct req *rq)
 {
-	pthread_rwlock_rdlock(&d->lock);
-	/* no mutation can be applied while we hold the lock: drain what was */
-	return commit_drain(d->commit);
+	uint64_t rev;
+
+	pthread_rwlock_rdlock(&rq->d->lock);
+	/* no mutation can be applied while we hold the lock: the model is at
+	 * the last submitted ticket, and the answer waits for it */
+	rq->ticket = commit_ticket(rq->d->commit, &rev);
+	return rev;
 }
 
-void read_end(struct larchd *d)
+void read_end(struct req *rq)
 {
-	pthread_rwlock_unlock(&d->lock);
+	pthread_rwlock_unlock(&rq->d->lock);
 }
 
 void write_begin(struct larchd *d, struct mtxn *tx)
@@ -44,12 +48,10 @@ void write_begin(struct larchd *d, struct mtxn *tx)
 	model_sweep(d->model, tx);
 }
 
-void write_end(struct larchd *d, struct mtxn *tx)
+void write_end(struct req *rq, struct mtxn *tx)
 {
-	uint64_t ticket = commit_submit(d->commit, tx);
-
-	pthread_rwlock_unlock(&d->lock);
-	commit_wait(d->commit, ticket);
+	rq->ticket = commit_submit(rq->d->commit, tx);
+	pthread_rwlock_unlock(&rq->d->lock);
 	mtxn_release(tx);
 }
 
@@ -221,7 +223,7 @@ static void create(struct req *rq, const struct kind *k)
 		a0 = k->spec_name(&sp, &a1);
 		out = k->to_json(d->model, k->find(d->model, a0, a1));
 	}
-	write_end(d, &tx);
+	write_end(rq, &tx);
 	if (r < 0)
 		req_error(rq, &err);
 	else
@@ -236,17 +238,20 @@ static void get(struct req *rq, const struct kind *k)
 	const void *o;
 	json_t *out = NULL;
 
-	read_begin(d);
+	bool tenant_known;
+
+	read_begin(rq);
 	o = k->find(d->model, rq->args[0], rq->args[1]);
 	if (o)
 		out = k->to_json(d->model, o);
-	read_end(d);
+	tenant_known = k == &K_SEGMENT && model_tenant(d->model, rq->args[0]);
+	read_end(rq);
 	if (out) {
 		req_json(rq, 200, out);
 	} else {
 		struct error err = { 0 };
 
-		if (k == &K_SEGMENT && !model_tenant(d->model, rq->args[0]))
+		if (k == &K_SEGMENT && !tenant_known)
 			error_not_found(&err, "tenant", rq->args[0], "tenant %s not found", rq->args[0]);
 		else
 			error_not_found(&err, "name", rq->args[k == &K_SEGMENT ? 1 : 0], "%s %s not found",
@@ -264,7 +269,7 @@ static void del(struct req *rq, const struct kind *k)
 
 	write_begin(d, &tx);
 	r = k->del(d->model, rq->args[0], rq->args[1], &tx, &err);
-	write_end(d, &tx);
+	write_end(rq, &tx);
 	if (r < 0)
 		req_error(rq, &err);
 	else
@@ -303,10 +308,10 @@ static void list_hmap(struct req *rq, const struct kind *k, const struct hmap *(
 	const void *o;
 	size_t it = 0;
 
-	rev = read_begin(d);
+	rev = read_begin(rq);
 	while ((o = hmap_next(map(d->model), &it)))
 		json_array_append_new(items, k->to_json(d->model, o));
-	read_end(d);
+	read_end(rq);
 	req_json(rq, 200, list_body(rev, sorted(items)));
 }
 
@@ -318,11 +323,11 @@ void api_space_list(struct req *rq)
 {
 	struct larchd *d = rq->d;
 	json_t *items = json_array();
-	uint64_t rev = read_begin(d);
+	uint64_t rev = read_begin(rq);
 
 	for (size_t i = 0; i < d->model->nspaces; i++)
 		json_array_append_new(items, space_json(d->model, d->model->spaces[i]));
-	read_end(d);
+	read_end(rq);
 	req_json(rq, 200, list_body(rev, sorted(items)));
 }
 
@@ -351,13 +356,13 @@ void api_segment_list(struct req *rq)
 	json_t *items = json_array();
 	const struct segment *sg;
 	size_t it = 0;
-	uint64_t rev = read_begin(d);
+	uint64_t rev = read_begin(rq);
 	bool known = model_tenant(d->model, rq->args[0]) != NULL;
 
 	while ((sg = hmap_next(&d->model->segments, &it)))
 		if (!strcmp(sg->tenant->name, rq->args[0]))
 			json_array_append_new(items, segment_json(d->model, sg));
-	read_end(d);
+	read_end(rq);
 	if (!known) {
 		struct error err = { 0 };
 

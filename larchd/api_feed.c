@@ -89,8 +89,13 @@ void api_changes(struct req *rq)
 	    query_int(rq, "limit", 1000, 1, 10000, &limit) < 0)
 		return;
 	cur = commit_revision(d->commit);
-	if (cur <= (uint64_t)since && wait > 0)
-		cur = commit_wait_revision(d->commit, (uint64_t)since, wait * 1000);
+	if (cur <= (uint64_t)since && wait > 0 && !rq->resumed) {
+		/* long-poll: the HTTP layer parks the connection and calls us
+		 * again when the revision moves or the wait is over */
+		rq->wait_since = (uint64_t)since;
+		rq->wait_ms = wait * 1000;
+		return;
+	}
 	f.changes = json_array();
 	r = d->sops->changes(d->store, (uint64_t)since, (size_t)limit, add_change, &f);
 	if (r == -ESTALE) {

@@ -7,7 +7,11 @@
  * batch (one fsync: store_ops.commit), and wakes the waiters. While a batch
  * is being written the next one gathers, so under load each fsync carries
  * many allocations; with one client it carries one and nothing waits on a
- * timer. A failed commit is fatal: the model already holds the change, and
+ * timer. Nobody blocks on a commit: a request whose answer depends on a
+ * ticket registers a waiter (struct commit_waiter, owned by the connection)
+ * and the HTTP layer suspends the connection; this thread resumes it when the
+ * ticket is durable (commit_defer), and a change-feed long-poll the same way
+ * when the revision moves (commit_defer_revision). A failed commit is fatal: the model already holds the change, and
  * serving it unacknowledged-but-visible would be worse than restarting from
  * the store, which has every acknowledged change.
  */
@@ -22,6 +26,7 @@
 struct commit_req {
 	struct mtxn tx;
 	uint64_t ticket;
+	uint64_t rev; /* the revision the store must give it */
 	struct commit_req *next;
 };
 
@@ -33,9 +38,45 @@ struct committer {
 	pthread_mutex_t mu;
 	pthread_cond_t work, done;
 	struct commit_req *head, *tail;
-	uint64_t submitted, durable, revision;
+	struct commit_waiter *waiters;
+	/* tickets count submitted transactions; revisions count the store's.
+	 * Every submitted transaction has ops and no compares, so the store
+	 * gives it exactly the next revision: submitted_rev predicts it. */
+	uint64_t submitted, durable, revision, submitted_rev;
 	bool stop;
 };
+
+/* Unlink the waiters that are due (under c->mu); the caller fires them. */
+static struct commit_waiter *take_due(struct committer *c, int64_t now_ms, bool all)
+{
+	struct commit_waiter **pp = &c->waiters, *due = NULL;
+
+	while (*pp) {
+		struct commit_waiter *w = *pp;
+		bool fire = all || (w->feed ? c->revision > w->since || w->deadline_ms <= now_ms
+					    : c->durable >= w->ticket);
+
+		if (fire) {
+			*pp = w->next;
+			w->next = due;
+			due = w;
+		} else {
+			pp = &w->next;
+		}
+	}
+	return due;
+}
+
+/* Fire outside c->mu: a fired waiter's memory may be gone at once. */
+static void fire(struct commit_waiter *w)
+{
+	while (w) {
+		struct commit_waiter *next = w->next;
+
+		w->fn(w->arg);
+		w = next;
+	}
+}
 
 #define BATCH_MAX 4096
 
@@ -49,6 +90,7 @@ static void *commit_main(void *arg)
 		fatalx("commit: out of memory");
 	for (;;) {
 		struct error err = { 0 };
+		struct commit_waiter *due;
 		uint64_t last_ticket = 0, rev = 0;
 		size_t n = 0;
 		int r;
@@ -79,6 +121,9 @@ static void *commit_main(void *arg)
 		for (size_t i = 0; i < n; i++) {
 			if (txns[i].result < 0)
 				fatalx("commit: transaction refused by the store (%d)", txns[i].result);
+			if (txns[i].rev != reqs[i]->rev)
+				fatalx("commit: the store gave revision %llu where %llu was due",
+				       (unsigned long long)txns[i].rev, (unsigned long long)reqs[i]->rev);
 			if (txns[i].rev > rev)
 				rev = txns[i].rev;
 			mtxn_release(&reqs[i]->tx);
@@ -89,8 +134,10 @@ static void *commit_main(void *arg)
 		c->durable = last_ticket;
 		if (rev > c->revision)
 			c->revision = rev;
+		due = take_due(c, INT64_MAX - 1, false);
 		pthread_cond_broadcast(&c->done);
 		pthread_mutex_unlock(&c->mu);
+		fire(due);
 	}
 	free(txns);
 	free(reqs);
@@ -108,7 +155,7 @@ struct committer *commit_start(const struct store_ops *ops, struct store *st,
 	c->ops = ops;
 	c->st = st;
 	c->metrics = metrics;
-	c->revision = revision;
+	c->revision = c->submitted_rev = revision;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -151,6 +198,7 @@ uint64_t commit_submit(struct committer *c, struct mtxn *tx)
 	r->tx = *tx;
 	mtxn_init(tx);
 	r->ticket = ++c->submitted;
+	r->rev = ++c->submitted_rev;
 	if (c->tail)
 		c->tail->next = r;
 	else
@@ -162,12 +210,70 @@ uint64_t commit_submit(struct committer *c, struct mtxn *tx)
 	return ticket;
 }
 
-void commit_wait(struct committer *c, uint64_t ticket)
+uint64_t commit_ticket(struct committer *c, uint64_t *rev)
 {
+	uint64_t t;
+
 	pthread_mutex_lock(&c->mu);
-	while (c->durable < ticket)
-		pthread_cond_wait(&c->done, &c->mu);
+	t = c->submitted;
+	if (rev)
+		*rev = c->submitted_rev;
 	pthread_mutex_unlock(&c->mu);
+	return t;
+}
+
+bool commit_durable(struct committer *c, uint64_t ticket)
+{
+	bool done;
+
+	pthread_mutex_lock(&c->mu);
+	done = c->durable >= ticket;
+	pthread_mutex_unlock(&c->mu);
+	return done;
+}
+
+bool commit_defer(struct committer *c, uint64_t ticket, struct commit_waiter *w)
+{
+	bool queued = false;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->durable < ticket && !c->stop) {
+		w->feed = false;
+		w->ticket = ticket;
+		w->next = c->waiters;
+		c->waiters = w;
+		queued = true;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return queued;
+}
+
+bool commit_defer_revision(struct committer *c, uint64_t since, int64_t deadline_ms,
+			   struct commit_waiter *w)
+{
+	bool queued = false;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->revision <= since && !c->stop) {
+		w->feed = true;
+		w->since = since;
+		w->deadline_ms = deadline_ms;
+		w->next = c->waiters;
+		c->waiters = w;
+		queued = true;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return queued;
+}
+
+void commit_expire(struct committer *c, int64_t now_ms, bool all)
+{
+	struct commit_waiter *due;
+
+	pthread_mutex_lock(&c->mu);
+	due = take_due(c, now_ms, all);
+	pthread_mutex_unlock(&c->mu);
+	fire(due);
 }
 
 uint64_t commit_drain(struct committer *c)
@@ -187,27 +293,6 @@ uint64_t commit_revision(struct committer *c)
 	uint64_t rev;
 
 	pthread_mutex_lock(&c->mu);
-	rev = c->revision;
-	pthread_mutex_unlock(&c->mu);
-	return rev;
-}
-
-uint64_t commit_wait_revision(struct committer *c, uint64_t since, int64_t timeout_ms)
-{
-	struct timespec deadline;
-	uint64_t rev;
-
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (timeout_ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
-	pthread_mutex_lock(&c->mu);
-	while (c->revision <= since && !c->stop)
-		if (pthread_cond_timedwait(&c->done, &c->mu, &deadline) == ETIMEDOUT)
-			break;
 	rev = c->revision;
 	pthread_mutex_unlock(&c->mu);
 	return rev;

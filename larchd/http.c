@@ -2,9 +2,18 @@
 /*
  * DOC: the HTTP layer
  *
- * libmicrohttpd, one thread per connection: a handler may block on the group
- * commit or on a change-feed long-poll without stalling anyone else. This
- * file only reads the body (at most 1 MiB), checks the bearer token on
+ * libmicrohttpd with a small pool of epoll threads (one per CPU, 2 to 8).
+ * Handlers never block on I/O: a handler computes its answer under the model
+ * lock and notes the commit ticket the answer depends on; when that ticket is
+ * not durable yet, the connection is suspended, the answer kept, and the
+ * group-commit thread resumes it once the batch is on disk (commit_defer).
+ * A change-feed long-poll parks the same way until the revision moves or its
+ * wait is over. So a few threads serve many clients, and a batch of
+ * acknowledgements costs one wake-up per pool thread rather than one thread
+ * switch per request — on a small (virtual) machine, thread switches are
+ * what limits throughput, not the fsync.
+ *
+ * This file only reads the body (at most 1 MiB), checks the bearer token on
  * mutating methods, routes by a table of (method, path pattern) and writes the
  * JSON (or text) answer; the handlers live in api*.c.
  */
@@ -66,11 +75,23 @@ static const struct route routes[] = {
 	{ "GET", "/v1/changes", api_changes },
 };
 
+enum conn_phase {
+	P_REQUEST,   /* reading the body, then dispatch */
+	P_COMMIT,    /* suspended: the answer waits for a durable ticket */
+	P_FEED,      /* suspended: a long-poll waits for a revision */
+};
+
 struct conn_state {
 	char *body;
 	size_t len, cap;
 	bool too_large;
 	struct timespec start;
+	enum conn_phase phase;
+	struct commit_waiter w;
+	/* the answer held while P_COMMIT */
+	int status;
+	json_t *json;
+	char *text;
 };
 
 static struct MHD_Daemon *tcp_daemon, *unix_daemon;
@@ -229,6 +250,45 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct req *rq
 	return ret;
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void resume(void *conn)
+{
+	MHD_resume_connection(conn);
+}
+
+/* Send rq's answer and account for the request. */
+static enum MHD_Result answer(struct larchd *d, struct conn_state *cs, struct req *rq)
+{
+	enum MHD_Result ret = send_response(rq->conn, rq);
+	struct timespec end;
+	uint64_t us;
+
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	us = (uint64_t)((end.tv_sec - cs->start.tv_sec) * 1000000 +
+			(end.tv_nsec - cs->start.tv_nsec) / 1000);
+	metrics_request(&d->metrics, rq->method, rq->status, us);
+	json_decref(rq->json);
+	free(rq->text);
+	return ret;
+}
+
+/* Suspend the connection until cs->w fires (the caller registers it). */
+static void park(struct MHD_Connection *conn, struct conn_state *cs, enum conn_phase phase)
+{
+	cs->phase = phase;
+	cs->w.fn = resume;
+	cs->w.arg = conn;
+	/* suspend before registering: the commit thread may fire at once */
+	MHD_suspend_connection(conn);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version,
 				  const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -236,9 +296,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct larchd *d = cls;
 	struct conn_state *cs = *con_cls;
 	struct req rq = { 0 };
-	struct timespec end;
-	enum MHD_Result ret;
-	uint64_t us;
 	(void)version;
 
 	if (!cs) {
@@ -278,6 +335,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	rq.conn = conn;
 	rq.body = cs->body;
 	rq.body_len = cs->len;
+	if (cs->phase == P_COMMIT) {
+		/* resumed: the ticket is durable, send what was computed */
+		rq.status = cs->status;
+		rq.json = cs->json;
+		rq.text = cs->text;
+		cs->json = NULL;
+		cs->text = NULL;
+		return answer(d, cs, &rq);
+	}
+	rq.resumed = cs->phase == P_FEED;
 	if (cs->too_large)
 		simple_error(&rq, 413, "too_large", "the request body is over %s", "1 MiB");
 	else if (d->token && strcmp(method, "GET") && strcmp(method, "HEAD") && !token_ok(d, conn))
@@ -285,14 +352,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			     "%s needs a valid 'Authorization: Bearer <token>' header", method);
 	else
 		dispatch(&rq);
-	ret = send_response(conn, &rq);
-	clock_gettime(CLOCK_MONOTONIC, &end);
-	us = (uint64_t)((end.tv_sec - cs->start.tv_sec) * 1000000 +
-			(end.tv_nsec - cs->start.tv_nsec) / 1000);
-	metrics_request(&d->metrics, method, rq.status, us);
-	json_decref(rq.json);
-	free(rq.text);
-	return ret;
+
+	if (rq.wait_ms > 0 && !rq.resumed) {
+		park(conn, cs, P_FEED);
+		if (!commit_defer_revision(d->commit, rq.wait_since, mono_ms() + rq.wait_ms, &cs->w))
+			MHD_resume_connection(conn);
+		return MHD_YES;
+	}
+	if (rq.ticket && !commit_durable(d->commit, rq.ticket)) {
+		cs->status = rq.status;
+		cs->json = rq.json;
+		cs->text = rq.text;
+		park(conn, cs, P_COMMIT);
+		if (!commit_defer(d->commit, rq.ticket, &cs->w))
+			MHD_resume_connection(conn);
+		return MHD_YES;
+	}
+	return answer(d, cs, &rq);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -305,6 +381,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 	if (cs) {
 		free(cs->body);
+		json_decref(cs->json);
+		free(cs->text);
 		free(cs);
 		*con_cls = NULL;
 	}
@@ -358,10 +436,14 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *l
 static struct MHD_Daemon *start_mhd(struct larchd *d, unsigned flags, int fd,
 				    const struct sockaddr *sa)
 {
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned pool = ncpu < 2 ? 2 : ncpu > 8 ? 8 : (unsigned)ncpu;
+
 	return MHD_start_daemon(
-		flags | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+		flags | MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
 			MHD_USE_ERROR_LOG,
 		0, NULL, NULL, on_request, d,
+		MHD_OPTION_THREAD_POOL_SIZE, pool,
 		fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
 		fd >= 0 ? (intptr_t)fd : (intptr_t)sa,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, d,
@@ -417,8 +499,17 @@ int http_start(struct larchd *d)
 	return 0;
 }
 
-void http_stop(void)
+void http_stop(struct larchd *d)
 {
+	/* take no new connections, let every held answer go out and end the
+	 * long-polls, so nothing is left suspended when MHD stops */
+	if (tcp_daemon)
+		MHD_quiesce_daemon(tcp_daemon);
+	if (unix_daemon)
+		MHD_quiesce_daemon(unix_daemon);
+	commit_drain(d->commit);
+	commit_expire(d->commit, 0, true);
+	usleep(100 * 1000);
 	if (tcp_daemon)
 		MHD_stop_daemon(tcp_daemon);
 	if (unix_daemon)

@@ -67,14 +67,35 @@ struct committer *commit_start(const struct store_ops *ops, struct store *st,
 			       struct metrics *metrics, uint64_t revision);
 void commit_stop(struct committer *c);
 /* Queue tx (its ops are taken over; tx is left empty). Call under the model
- * write lock. Returns a ticket for commit_wait(). */
+ * write lock, so commit order is model order. Returns its ticket. */
 uint64_t commit_submit(struct committer *c, struct mtxn *tx);
-void commit_wait(struct committer *c, uint64_t ticket);
+/* The last ticket submitted and (rev) the revision it will have. */
+uint64_t commit_ticket(struct committer *c, uint64_t *rev);
+bool commit_durable(struct committer *c, uint64_t ticket);
+
+/*
+ * A waiter: the caller owns the memory and must keep it until fn runs (on
+ * the commit thread, or on whoever calls commit_expire). fn must not touch
+ * the committer.
+ */
+struct commit_waiter {
+	void (*fn)(void *arg);
+	void *arg;
+	bool feed;
+	uint64_t ticket;      /* !feed: fire when this ticket is durable */
+	uint64_t since;       /* feed: fire when the revision passes since, */
+	int64_t deadline_ms;  /*       or at this CLOCK_MONOTONIC time */
+	struct commit_waiter *next;
+};
+/* Register w; false (nothing registered) when it is due already. */
+bool commit_defer(struct committer *c, uint64_t ticket, struct commit_waiter *w);
+bool commit_defer_revision(struct committer *c, uint64_t since, int64_t deadline_ms,
+			   struct commit_waiter *w);
+/* Fire feed waiters whose deadline passed (every waiter when all). */
+void commit_expire(struct committer *c, int64_t now_ms, bool all);
 /* Wait until everything submitted so far is durable; returns the revision. */
 uint64_t commit_drain(struct committer *c);
 uint64_t commit_revision(struct committer *c);
-/* Wait up to timeout_ms for the durable revision to pass `since`. */
-uint64_t commit_wait_revision(struct committer *c, uint64_t since, int64_t timeout_ms);
 
 /* http.c */
 struct req {
@@ -85,7 +106,11 @@ struct req {
 	void *conn;           /* struct MHD_Connection */
 	const char *body;
 	size_t body_len;
+	bool resumed;          /* a long-poll woke up: answer now */
 	/* output */
+	uint64_t ticket;       /* answer only once this commit ticket is durable */
+	uint64_t wait_since;   /* long-poll: wait for a revision past this, */
+	int64_t wait_ms;       /* for at most this long (0: do not wait) */
 	int status;
 	json_t *json;          /* response body, or */
 	char *text;            /* a text body (metrics) */
@@ -95,7 +120,7 @@ const char *req_query(struct req *rq, const char *name);
 void req_error(struct req *rq, const struct error *err);
 void req_json(struct req *rq, int status, json_t *body);
 int http_start(struct larchd *d);
-void http_stop(void);
+void http_stop(struct larchd *d);
 
 /* metrics.c */
 void metrics_request(struct metrics *m, const char *method, int status, uint64_t usec);
@@ -138,13 +163,14 @@ void api_metrics(struct req *rq);
 
 /* api.c: the shared shape of a handler */
 json_t *body_object(struct req *rq);  /* NULL: error already set */
-/* Take the model lock for reading, after everything applied is durable. */
-uint64_t read_begin(struct larchd *d);
-void read_end(struct larchd *d);
+/* Take the model lock for reading. The answer is held back until every
+ * change the model shows is durable; returns the revision the model is at. */
+uint64_t read_begin(struct req *rq);
+void read_end(struct req *rq);
 /* Take the write lock and run the housekeeping sweep into tx. */
 void write_begin(struct larchd *d, struct mtxn *tx);
-/* Submit tx, unlock, wait until durable. */
-void write_end(struct larchd *d, struct mtxn *tx);
+/* Submit tx and unlock; the answer is held back until tx is durable. */
+void write_end(struct req *rq, struct mtxn *tx);
 json_t *list_body(uint64_t rev, json_t *items);
 
 #endif

@@ -127,7 +127,16 @@ static char *read_token(const char *path)
 	return strdup(buf);
 }
 
-/* Housekeeping: return cooled blocks, compact the change log. */
+static int64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Housekeeping: return cooled blocks, end long-polls that timed out,
+ * compact the change log. */
 static void housekeeping(struct larchd *d, time_t *last_compact)
 {
 	struct mtxn tx;
@@ -139,10 +148,14 @@ static void housekeeping(struct larchd *d, time_t *last_compact)
 
 		pthread_rwlock_unlock(&d->lock);
 		if (due) {
+			/* nobody waits for this one: submit and go on */
 			write_begin(d, &tx);
-			write_end(d, &tx);
+			commit_submit(d->commit, &tx);
+			pthread_rwlock_unlock(&d->lock);
+			mtxn_release(&tx);
 		}
 	}
+	commit_expire(d->commit, now_ms(), false);
 	if (now - *last_compact >= 10) {
 		uint64_t rev = commit_revision(d->commit);
 
@@ -263,10 +276,10 @@ int main(int argc, char **argv)
 
 	while (!stopping) {
 		housekeeping(d, &last_compact);
-		usleep(200 * 1000);
+		usleep(100 * 1000);
 	}
 	log_info("stopping");
-	http_stop();
+	http_stop(d);
 	commit_stop(d->commit);
 	d->sops->close(d->store);
 	model_free(d->model);

@@ -20,6 +20,12 @@
  * being written; each has its own mutex because an SQLite connection is not
  * to be shared between threads mid-statement.
  *
+ * Checkpoints (copying the WAL back into the database file) run on a
+ * thread of the store's own with a third connection, not inside a commit:
+ * SQLite's automatic checkpoint would otherwise stall whichever commit
+ * crosses the threshold by tens of milliseconds. The writer's wal_hook
+ * tells that thread how long the WAL is.
+ *
  * The schema version lives in PRAGMA user_version and the file is marked with
  * PRAGMA application_id, so larchd refuses a database that is not Larch's or
  * that a newer larchd wrote. A lock file next to the database (flock) keeps a
@@ -47,8 +53,16 @@
  * big compaction never stalls commits for long. */
 #define COMPACT_CHUNK 5000
 
+/* Checkpoint once the WAL holds this many pages (4 MiB with 4 KiB pages). */
+#define CHECKPOINT_PAGES 1024
+
 struct store {
-	sqlite3 *w, *r;
+	sqlite3 *w, *r, *ck;
+	pthread_t ck_thread;
+	bool ck_running, ck_stop;
+	int wal_pages;
+	pthread_mutex_t ckmu;
+	pthread_cond_t ckcond;
 	pthread_mutex_t wmu, rmu;
 	sqlite3_stmt *s_begin, *s_commit, *s_rollback, *s_cmp, *s_put, *s_del, *s_chg,
 		*s_meta_set;
@@ -179,6 +193,42 @@ static int lock_file(const char *path, int *fd, struct error *err)
 	return r;
 }
 
+static int on_wal(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct store *st = arg;
+	(void)db;
+	(void)name;
+
+	pthread_mutex_lock(&st->ckmu);
+	st->wal_pages = pages;
+	if (pages >= CHECKPOINT_PAGES)
+		pthread_cond_signal(&st->ckcond);
+	pthread_mutex_unlock(&st->ckmu);
+	return SQLITE_OK;
+}
+
+static void *checkpointer(void *arg)
+{
+	struct store *st = arg;
+
+	pthread_mutex_lock(&st->ckmu);
+	while (!st->ck_stop) {
+		if (st->wal_pages < CHECKPOINT_PAGES) {
+			pthread_cond_wait(&st->ckcond, &st->ckmu);
+			continue;
+		}
+		st->wal_pages = 0;
+		pthread_mutex_unlock(&st->ckmu);
+		/* PASSIVE: never blocks the writer; what it cannot copy now
+		 * it copies next time, and the writer restarts the WAL from its
+		 * start once a checkpoint got everything */
+		sqlite3_wal_checkpoint_v2(st->ck, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		pthread_mutex_lock(&st->ckmu);
+	}
+	pthread_mutex_unlock(&st->ckmu);
+	return NULL;
+}
+
 static void sqlite_close(struct store *st)
 {
 	sqlite3_stmt **all[] = { &st->s_begin, &st->s_commit, &st->s_rollback, &st->s_cmp,
@@ -188,14 +238,24 @@ static void sqlite_close(struct store *st)
 
 	if (!st)
 		return;
+	if (st->ck_running) {
+		pthread_mutex_lock(&st->ckmu);
+		st->ck_stop = true;
+		pthread_cond_signal(&st->ckcond);
+		pthread_mutex_unlock(&st->ckmu);
+		pthread_join(st->ck_thread, NULL);
+	}
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		sqlite3_finalize(*all[i]);
+	sqlite3_close(st->ck);
 	sqlite3_close(st->r);
 	sqlite3_close(st->w);
 	if (st->lockfd >= 0)
 		close(st->lockfd);
 	pthread_mutex_destroy(&st->wmu);
 	pthread_mutex_destroy(&st->rmu);
+	pthread_mutex_destroy(&st->ckmu);
+	pthread_cond_destroy(&st->ckcond);
 	free(st);
 }
 
@@ -222,6 +282,8 @@ static int sqlite_open(const char *path, struct store **out, struct error *err)
 	st->lockfd = -1;
 	pthread_mutex_init(&st->wmu, NULL);
 	pthread_mutex_init(&st->rmu, NULL);
+	pthread_mutex_init(&st->ckmu, NULL);
+	pthread_cond_init(&st->ckcond, NULL);
 	if ((r = lock_file(path, &st->lockfd, err)) < 0 ||
 	    (r = open_conn(path, &st->w, err)) < 0)
 		goto fail;
@@ -231,8 +293,23 @@ static int sqlite_open(const char *path, struct store **out, struct error *err)
 	if (exec(st->w, "PRAGMA journal_mode = WAL", "setting WAL mode", err) < 0 ||
 	    exec(st->w, "PRAGMA synchronous = FULL", "setting synchronous=FULL", err) < 0 ||
 	    exec(st->w, "PRAGMA foreign_keys = OFF", "setting pragmas", err) < 0 ||
-	    (r = migrate(st->w, err)) < 0 || (r = open_conn(path, &st->r, err)) < 0)
+	    exec(st->w, "PRAGMA wal_autocheckpoint = 0", "setting pragmas", err) < 0 ||
+	    (r = migrate(st->w, err)) < 0 || (r = open_conn(path, &st->r, err)) < 0 ||
+	    (r = open_conn(path, &st->ck, err)) < 0)
 		goto fail;
+	/* a connection that never read the file does not know it is in WAL
+	 * mode, and its checkpoints would do nothing */
+	if (exec(st->ck, "SELECT count(*) FROM meta", "opening the checkpointer", err) < 0 ||
+	    exec(st->w, "PRAGMA journal_size_limit = 67108864", "setting pragmas", err) < 0) {
+		r = -EIO;
+		goto fail;
+	}
+	sqlite3_wal_hook(st->w, on_wal, st);
+	if (pthread_create(&st->ck_thread, NULL, checkpointer, st) != 0) {
+		r = error_set(err, EAGAIN, 500, "internal", "", "", "cannot start the checkpoint thread");
+		goto fail;
+	}
+	st->ck_running = true;
 	if ((r = prep(st->w, "BEGIN IMMEDIATE", &st->s_begin, err)) < 0 ||
 	    (r = prep(st->w, "COMMIT", &st->s_commit, err)) < 0 ||
 	    (r = prep(st->w, "ROLLBACK", &st->s_rollback, err)) < 0 ||
