@@ -444,6 +444,11 @@ int space_spec_decode(json_t *obj, bool stored, struct space_spec *sp, struct er
 						  "reserved: %s is not of the space's address family", rv[i]);
 				goto out;
 			}
+			if (!prefix_contains(&sp->cidr, &sp->reserved[i])) {
+				r = error_invalid(err, "reserved", rv[i],
+						  "reserved: %s is not inside the space's cidr", rv[i]);
+				goto out;
+			}
 		}
 		sp->nreserved = n;
 	}
