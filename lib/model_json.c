@@ -314,7 +314,8 @@ static json_t *tree_host(const struct model *m, const struct space *s, const str
 			if (bk->host == h && bk->space == s)
 				for (struct block *b = bk->blocks; b && n < h->nblocks; b = b->bnext)
 					v[n++] = b;
-	qsort(v, n, sizeof(*v), cmp_block_ptr);
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_block_ptr);
 	for (size_t i = 0; i < n; i++) {
 		json_t *b = json_object();
 
