@@ -6,10 +6,22 @@
 
 #include "larchctl.h"
 
+/* Append piece (taken over) to *out after sep; *out NULL on failure. */
+static void join(char **out, const char *sep, char *piece)
+{
+	char *tmp = NULL;
+
+	if (*out && piece && asprintf(&tmp, "%s%s%s", *out, (*out)[0] ? sep : "", piece) < 0)
+		tmp = NULL;
+	free(piece);
+	free(*out);
+	*out = tmp;
+}
+
 /* Addresses and blocks read better as their text; objects as k=v pairs. */
 char *cell_text(json_t *v)
 {
-	char *out = NULL, *tmp;
+	char *out = NULL;
 	size_t i;
 	json_t *e;
 	const char *k;
@@ -25,43 +37,25 @@ char *cell_text(json_t *v)
 	}
 	if (json_is_boolean(v))
 		return strdup(json_is_true(v) ? "yes" : "no");
-	if (json_is_array(v)) {
+	if (json_is_array(v) || json_is_object(v)) {
 		out = strdup("");
-		json_array_foreach(v, i, e) {
-			json_t *show = json_is_object(e) && json_object_get(e, "address")
-					       ? json_object_get(e, "address")
-					       : e;
-			char *s = cell_text(show);
+		if (json_is_array(v)) {
+			json_array_foreach(v, i, e) {
+				json_t *addr = json_is_object(e) ? json_object_get(e, "address") : NULL;
 
-			if (asprintf(&tmp, "%s%s%s", out, i ? "," : "", s) < 0)
-				tmp = NULL;
-			free(s);
-			free(out);
-			out = tmp;
-			if (!out)
-				return NULL;
-		}
-		if (!out[0]) {
-			free(out);
-			return strdup("-");
-		}
-		return out;
-	}
-	if (json_is_object(v)) {
-		out = strdup("");
-		i = 0;
-		json_object_foreach(v, k, e) {
-			char *s = cell_text(e);
+				join(&out, ",", cell_text(addr ? addr : e));
+			}
+		} else {
+			json_object_foreach(v, k, e) {
+				char *s = cell_text(e), *kv = NULL;
 
-			if (asprintf(&tmp, "%s%s%s=%s", out, i++ ? "," : "", k, s) < 0)
-				tmp = NULL;
-			free(s);
-			free(out);
-			out = tmp;
-			if (!out)
-				return NULL;
+				if (s && asprintf(&kv, "%s=%s", k, s) < 0)
+					kv = NULL;
+				free(s);
+				join(&out, ",", kv);
+			}
 		}
-		if (!out[0]) {
+		if (out && !out[0]) {
 			free(out);
 			return strdup("-");
 		}
