@@ -390,3 +390,36 @@ def parse_metrics(text):
 
 def metric(samples, name, **labels):
     return samples.get((name, tuple(sorted(labels.items()))))
+
+
+def check_nesting(groups, spaces):
+    """Every group prefix inside its parent's (or the space), siblings disjoint."""
+    for g in groups.values():
+        assert set(g["prefixes"]) == set(spaces), g
+        for sp, p in g["prefixes"].items():
+            p = net(p)
+            outer = net(groups[g["parent"]]["prefixes"][sp]) if g["parent"] else net(spaces[sp])
+            assert p.subnet_of(outer), (g["name"], sp, p, outer)
+            for o in groups.values():
+                if o["name"] != g["name"] and o["parent"] == g["parent"]:
+                    assert not p.overlaps(net(o["prefixes"][sp])), (g["name"], o["name"])
+
+
+def check_blocks_agree(api, eps, blocks):
+    """Each block is owned by exactly one (host, tenant, segment), its endpoints
+    match that owner, `used` counts them, and blocks never overlap."""
+    by_block = {}
+    for e in eps:
+        for a in e["addresses"]:
+            by_block.setdefault((a["space"], a["block"]), []).append(e)
+    index = {(b["space"], b["cidr"]): b for b in blocks}
+    assert set(by_block) <= set(index)
+    for key, b in index.items():
+        es = by_block.get(key, [])
+        assert b["used"] == len(es), b
+        assert all((e["host"], e["tenant"], e["segment"]) == (b["host"], b["tenant"], b["segment"])
+                   for e in es), b
+        assert b["capacity"] <= net(b["cidr"]).num_addresses
+    nets = sorted((net(b["cidr"]) for b in blocks), key=lambda n: (n.version, n))
+    for x, y in zip(nets, nets[1:]):
+        assert not x.overlaps(y), (x, y)

@@ -7,8 +7,8 @@ health and metrics."""
 import ipaddress
 import time
 
-from conftest import (check_error, endpoint_body, make_topology, metric, net, addr,
-                      parse_metrics, snapshot, assert_unchanged)
+from conftest import (addr, assert_unchanged, check_blocks_agree, check_error, check_nesting,
+                      endpoint_body, make_topology, metric, net, parse_metrics, snapshot)
 
 
 def groups_by_name(api):
@@ -105,15 +105,20 @@ def test_space_delete_then_allocate_keeps_using_blocks(larchd):
     assert st == 201, e2
     b1 = {a["space"]: a["block"] for a in e1["addresses"]}
     b2 = {a["space"]: a["block"] for a in e2["addresses"]}
-    assert b2 == b1, "a second block was claimed although the first has room: %s vs %s" % (b1, b2)
-    assert len(api.get("/v1/blocks")[1]["items"]) == 2
-    # releasing everything empties the host (cool-down 0: blocks go back at once)
+    nblocks = len(api.get("/v1/blocks")[1]["items"])
+    # releasing everything empties the host (cool-down 0: blocks go back at
+    # once); done before the asserts so that a sanitizer build sees it too
     assert api.delete("/v1/endpoints/e1")[0] == 204
     assert api.delete("/v1/endpoints/e2")[0] == 204
     assert api.get("/v1/blocks")[1]["items"] == []
     st, h = api.get("/v1/hosts/h")
     assert st == 200 and h["blocks"] == []
+    st, e3 = api.post("/v1/endpoints", endpoint_body("e3", "t", "s", "h"))
+    assert st == 201 and api.delete("/v1/endpoints/e3")[0] == 204
+    assert api.delete("/v1/hosts/h")[0] == 204
     api.close()
+    assert b2 == b1, "a second block was claimed although the first has room: %s vs %s" % (b1, b2)
+    assert nblocks == 2
 
 
 # ---- groups ----
@@ -156,19 +161,6 @@ def test_groups_capacity_default_and_nesting(api):
                                    "labels": {"dc": "fra"}}) == (200, groups["odd"])
     check_error(*api.post("/v1/groups", {"name": "odd", "parent": "zone", "capacity": 200}),
                 409, "exists", "name", "odd")
-
-
-def check_nesting(groups, spaces):
-    """Every group prefix inside its parent's (or the space), siblings disjoint."""
-    for g in groups.values():
-        assert set(g["prefixes"]) == set(spaces), g
-        for sp, p in g["prefixes"].items():
-            p = net(p)
-            outer = net(groups[g["parent"]]["prefixes"][sp]) if g["parent"] else net(spaces[sp])
-            assert p.subnet_of(outer), (g["name"], sp, p, outer)
-            for o in groups.values():
-                if o["name"] != g["name"] and o["parent"] == g["parent"]:
-                    assert not p.overlaps(net(o["prefixes"][sp])), (g["name"], o["name"])
 
 
 def test_new_space_gives_existing_groups_prefixes(api):
@@ -314,26 +306,6 @@ def test_allocation_aggregates(api):
         assert sorted(h["blocks"]) == sorted(b["cidr"] for b in blocks if b["host"] == h["name"])
 
 
-def check_blocks_agree(api, eps, blocks):
-    """Each block is owned by exactly one (host, tenant, segment), its endpoints
-    match that owner, `used` counts them, and blocks never overlap."""
-    by_block = {}
-    for e in eps:
-        for a in e["addresses"]:
-            by_block.setdefault((a["space"], a["block"]), []).append(e)
-    index = {(b["space"], b["cidr"]): b for b in blocks}
-    assert set(by_block) <= set(index)
-    for key, b in index.items():
-        es = by_block.get(key, [])
-        assert b["used"] == len(es), b
-        assert all((e["host"], e["tenant"], e["segment"]) == (b["host"], b["tenant"], b["segment"])
-                   for e in es), b
-        assert b["capacity"] <= net(b["cidr"]).num_addresses
-    nets = sorted((net(b["cidr"]) for b in blocks), key=lambda n: (n.version, n))
-    for x, y in zip(nets, nets[1:]):
-        assert not x.overlaps(y), (x, y)
-
-
 def test_idempotent_handle(api):
     make_topology(api)
     body = endpoint_body("pod-a:eth0", host="h1")
@@ -367,10 +339,17 @@ def test_idempotent_handle(api):
 
 def test_handles(api):
     make_topology(api)
-    for h in ("a", "A.b_c:d@e-f", "x" * 253, "pod-7f3a:eth0", "vm@host:1"):
+    # every handle the docs allow can be created, read, patched and deleted by path
+    for h in ("a", "A.b_c:d@e-f", "x" * 253, "pod-7f3a:eth0", "vm@host:1", ".", "..", "...",
+              ":", "@", "-", "_"):
         st, ep = api.post("/v1/endpoints", endpoint_body(h))
         assert st == 201 and ep["handle"] == h, (h, ep)
-        assert api.get("/v1/endpoints/" + h)[1]["handle"] == h
+        assert api.get("/v1/endpoints/" + h) == (200, ep), h
+        assert api.patch("/v1/endpoints/" + h, {"name": "n"})[0] == 200, h
+        assert api.post("/v1/endpoints/%s/bind" % h, {"host": "h2"})[0] == 200, h
+    for h in (".", "..", "-"):
+        assert api.delete("/v1/endpoints/" + h) == (204, None), h
+        check_error(*api.get("/v1/endpoints/" + h), 404, "not_found")
 
 
 def test_deferred_allocation_and_rebind(api):
@@ -754,6 +733,18 @@ def test_bulk_allocation(api):
     assert [r["status"] for r in again["results"]] == [200] * 20
     assert [r["endpoint"] for r in again["results"]] == [r["endpoint"] for r in res[:20]]
     assert revision(api) == rev + 20
+    # in order, as if POSTed one by one: a repeat is idempotent, a clash is 409,
+    # a later item may name an earlier one as its parent
+    st, body = api.post("/v1/endpoints", {"endpoints": [
+        endpoint_body("q1"), endpoint_body("q1"), endpoint_body("q1", host="h2"),
+        endpoint_body("q2", parent="q1"), endpoint_body("q3", parent="q4"),
+        endpoint_body("q4")]})
+    assert st == 200
+    res = body["results"]
+    assert [r["status"] for r in res] == [201, 200, 409, 201, 404, 201], res
+    assert res[1]["endpoint"] == res[0]["endpoint"]
+    assert res[3]["endpoint"]["parent"] == "q1"
+    rev = revision(api)
     # shape errors: 400 and nothing allocated
     before = snapshot(api)
     new = [endpoint_body("n%d" % i) for i in range(3)]
@@ -815,3 +806,31 @@ def test_restart_keeps_everything(larchd):
     assert not {a["address"] for a in ep["addresses"]} & held
     assert revision(api) == before["/healthz"]["revision"] + 1
     api.close()
+
+
+def test_edges_of_the_address_space(api):
+    """Spaces at the very top of the v4 and v6 ranges: no wrap-around, the
+    broadcast address and network address stay out, and exhaustion is clean."""
+    assert api.post("/v1/spaces", {"name": "top4", "cidr": "255.255.255.0/24"})[0] == 201
+    assert api.post("/v1/spaces", {"name": "top6",
+                                   "cidr": "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff00/120"})[0] == 201
+    st, g = api.post("/v1/groups", {"name": "g", "capacity": 256})
+    assert st == 201 and g["prefixes"] == {
+        "top4": "255.255.255.0/24", "top6": "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff00/120"}
+    assert api.post("/v1/hosts", {"name": "h", "address": "::1", "group": "g"})[0] == 201
+    assert api.post("/v1/tenants", {"name": "t"})[0] == 201
+    assert api.post("/v1/tenants/t/segments", {"name": "s"})[0] == 201
+    st, body = api.post("/v1/endpoints", {"endpoints": [endpoint_body("e%d" % i, "t", "s", "h")
+                                                        for i in range(255)]})
+    assert st == 200
+    res = body["results"]
+    assert [r["status"] for r in res] == [201] * 254 + [409]
+    assert res[-1]["error"]["code"] == "exhausted"
+    a4 = {addr(a["address"]) for r in res[:-1] for a in r["endpoint"]["addresses"]
+          if a["space"] == "top4"}
+    a6 = {addr(a["address"]) for r in res[:-1] for a in r["endpoint"]["addresses"]
+          if a["space"] == "top6"}
+    assert a4 == set(net("255.255.255.0/24")) - {addr("255.255.255.0"), addr("255.255.255.255")}
+    top6 = net("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff00/120")
+    assert len(a6) == 254 and all(a in top6 for a in a6) and top6.network_address not in a6
+    assert api.get("/v1/tree")[0] == 200
