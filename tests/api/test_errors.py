@@ -297,7 +297,8 @@ def test_malformed_on_every_mutating_route(api):
               ("POST", "/v1/endpoints"), ("PATCH", "/v1/endpoints/keep"),
               ("POST", "/v1/endpoints/keep/bind")]
     for method, path in routes:
-        for body in ('{"name": ', '[]', '"x"', '1', '', '{"a": 1}}', '\xff\xfe'):
+        for body in ('{"name": ', '[]', '"x"', '1', '', '{"a": 1}}', b'\xff\xfe',
+                     b'{"name": "\xff"}', '{"name": "a", "name": "b"}'):
             st, err = api.call(method, path, body)
             check_error(st, err, 400, "malformed", "", "")
     assert_unchanged(api, before)
