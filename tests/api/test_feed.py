@@ -115,6 +115,28 @@ def test_paging_never_splits_a_revision(api):
         assert paged == full, limit
 
 
+def test_limit_default_and_max(api):
+    make_topology(api)
+    st, h = api.post("/v1/groups", {"name": "big", "parent": "zone", "capacity": 4096})
+    assert st == 201
+    assert api.post("/v1/hosts", {"name": "hb", "address": "192.0.2.50", "group": "big"})[0] == 201
+    for k in range(2):
+        st, body = api.post("/v1/endpoints", {"endpoints": [
+            endpoint_body("lim-%d-%d" % (k, i), host="hb") for i in range(600)]})
+        assert st == 200 and all(r["status"] == 201 for r in body["results"])
+    full, last = read_all(api, 0, limit=10000)
+    assert len(full) > 1200
+    first = feed(api, 0)  # default limit 1000, whole revisions only
+    n = len(first["changes"])
+    assert 1000 <= n <= 1002, n
+    assert first["revision"] == first["changes"][-1]["revision"] < last
+    assert first["changes"] == full[:n]
+    rest, end = read_all(api, first["revision"])
+    assert first["changes"] + rest == full and end == last
+    one = feed(api, 0, limit=10000)
+    assert one["changes"] == full and one["revision"] == last
+
+
 def test_long_poll_times_out_empty(api):
     make_topology(api)
     rev = api.get("/healthz")[1]["revision"]

@@ -834,3 +834,31 @@ def test_edges_of_the_address_space(api):
     top6 = net("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff00/120")
     assert len(a6) == 254 and all(a in top6 for a in a6) and top6.network_address not in a6
     assert api.get("/v1/tree")[0] == 200
+
+
+def test_blocks_claimed_lowest_first(api):
+    make_topology(api, v6=None)
+    rack1 = net(api.get("/v1/groups/rack1")[1]["prefixes"]["v4"])
+    order = []
+    for i, (host, seg) in enumerate((("h1", "web"), ("h2", "web"), ("h1", "db"), ("h2", "db"))):
+        st, ep = api.post("/v1/endpoints", endpoint_body("l%d" % i, "blue", seg, host))
+        assert st == 201
+        order.append(net(ep["addresses"][0]["block"]))
+    # consecutive blocks from the bottom of the group's prefix
+    assert order == list(rack1.subnets(new_prefix=28))[:4]
+    # a returned block (cool-down 0) is the lowest free one again
+    assert api.delete("/v1/endpoints/l1")[0] == 204
+    st, ep = api.post("/v1/endpoints", endpoint_body("l9", "red", "app", "h1"))
+    assert net(ep["addresses"][0]["block"]) == order[1]
+
+
+def test_list_shape(api):
+    make_topology(api)
+    assert api.post("/v1/endpoints", endpoint_body("s1"))[0] == 201
+    rev = revision(api)
+    for path in ("/v1/spaces", "/v1/groups", "/v1/hosts", "/v1/tenants",
+                 "/v1/tenants/blue/segments", "/v1/endpoints", "/v1/endpoints?host=h4",
+                 "/v1/blocks", "/v1/blocks?space=v6"):
+        st, body = api.get(path)
+        assert st == 200 and set(body) == {"revision", "items"}, (path, body)
+        assert body["revision"] == rev and isinstance(body["items"], list), path
