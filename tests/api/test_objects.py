@@ -4,7 +4,6 @@ their prefix nesting, hosts, tenants, segments, endpoints (allocation,
 aggregation, idempotency, dual stack, deferred allocation, bind/rebind/unbind,
 release and cool-down, next-fit, PATCH, parents), list filters, blocks, tree,
 health and metrics."""
-import ipaddress
 import time
 
 from conftest import (addr, assert_unchanged, check_blocks_agree, check_error, check_nesting,
