@@ -47,7 +47,7 @@ BINS     := $(BUILD)/bin/larchd $(BUILD)/bin/larchctl
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all check unit unit-san api demo bench deps clean
+.PHONY: all check unit unit-san api api-san demo bench deps clean
 .SECONDARY:
 all: $(BINS)
 
@@ -93,10 +93,17 @@ unit-san:
 api: $(BINS)
 	$(Q)LARCH_BIN=$(abspath $(BUILD)/bin) /usr/bin/python3 -m pytest -q tests/api
 
+# The API suite against larchd built with ASan+UBSan (the suite fails a test
+# whose daemon log holds a sanitizer report).
+api-san:
+	$(Q)$(MAKE) --no-print-directory BUILD=build/san SANITIZE=address,undefined OPT="-O1 -g" all
+	$(Q)LARCH_BIN=$(abspath build/san/bin) /usr/bin/python3 -m pytest -q tests/api
+
 check: deps
 	$(Q)$(MAKE) --no-print-directory all unit
 	$(Q)$(MAKE) --no-print-directory unit-san
 	$(Q)$(MAKE) --no-print-directory api
+	$(Q)$(MAKE) --no-print-directory api-san
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -44,6 +44,7 @@ struct committer {
 	 * gives it exactly the next revision: submitted_rev predicts it. */
 	uint64_t submitted, durable, revision, submitted_rev;
 	bool stop;
+	bool closing; /* shutting down: register no more waiters */
 };
 
 /* Unlink the waiters that are due (under c->mu); the caller fires them. */
@@ -237,7 +238,7 @@ bool commit_defer(struct committer *c, uint64_t ticket, struct commit_waiter *w)
 	bool queued = false;
 
 	pthread_mutex_lock(&c->mu);
-	if (c->durable < ticket && !c->stop) {
+	if (c->durable < ticket && !c->stop && !c->closing) {
 		w->feed = false;
 		w->ticket = ticket;
 		w->next = c->waiters;
@@ -254,7 +255,7 @@ bool commit_defer_revision(struct committer *c, uint64_t since, int64_t deadline
 	bool queued = false;
 
 	pthread_mutex_lock(&c->mu);
-	if (c->revision <= since && !c->stop) {
+	if (c->revision <= since && !c->stop && !c->closing) {
 		w->feed = true;
 		w->since = since;
 		w->deadline_ms = deadline_ms;
@@ -271,9 +272,19 @@ void commit_expire(struct committer *c, int64_t now_ms, bool all)
 	struct commit_waiter *due;
 
 	pthread_mutex_lock(&c->mu);
+	if (all)
+		c->closing = true;
 	due = take_due(c, now_ms, all);
 	pthread_mutex_unlock(&c->mu);
 	fire(due);
+}
+
+void commit_wait(struct committer *c, uint64_t ticket)
+{
+	pthread_mutex_lock(&c->mu);
+	while (c->durable < ticket)
+		pthread_cond_wait(&c->done, &c->mu);
+	pthread_mutex_unlock(&c->mu);
 }
 
 uint64_t commit_drain(struct committer *c)

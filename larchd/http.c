@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,9 @@ struct conn_state {
 };
 
 static struct MHD_Daemon *tcp_daemon, *unix_daemon;
+/* Set at shutdown: nothing is suspended any more (MHD must not stop with a
+ * suspended connection), long-polls answer at once, connections close. */
+static atomic_bool stopping;
 static int unix_fd = -1;
 static char *unix_path;
 
@@ -245,6 +249,8 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct req *rq
 		MHD_add_response_header(resp, "Content-Type", ctype);
 	if (rq->status == 401)
 		MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
+	if (atomic_load(&stopping))
+		MHD_add_response_header(resp, "Connection", "close");
 	ret = MHD_queue_response(conn, (unsigned)rq->status, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -336,7 +342,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	rq.body = cs->body;
 	rq.body_len = cs->len;
 	if (cs->phase == P_COMMIT) {
-		/* resumed: the ticket is durable, send what was computed */
+		/* resumed: the ticket is durable (at shutdown, a waiter that could
+		 * not be registered is resumed at once: wait here), send the answer */
+		if (!commit_durable(d->commit, cs->w.ticket))
+			commit_wait(d->commit, cs->w.ticket);
 		rq.status = cs->status;
 		rq.json = cs->json;
 		rq.text = cs->text;
@@ -344,7 +353,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		cs->text = NULL;
 		return answer(d, cs, &rq);
 	}
-	rq.resumed = cs->phase == P_FEED;
+	rq.resumed = cs->phase == P_FEED || atomic_load(&stopping);
 	if (cs->too_large)
 		simple_error(&rq, 413, "too_large", "the request body is over %s", "1 MiB");
 	else if (d->token && strcmp(method, "GET") && strcmp(method, "HEAD") && !token_ok(d, conn))
@@ -359,7 +368,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			MHD_resume_connection(conn);
 		return MHD_YES;
 	}
+	if (rq.ticket && !commit_durable(d->commit, rq.ticket) && atomic_load(&stopping))
+		commit_wait(d->commit, rq.ticket); /* shutting down: do not suspend */
 	if (rq.ticket && !commit_durable(d->commit, rq.ticket)) {
+		cs->w.ticket = rq.ticket;
 		cs->status = rq.status;
 		cs->json = rq.json;
 		cs->text = rq.text;
@@ -503,6 +515,7 @@ void http_stop(struct larchd *d)
 {
 	/* take no new connections, let every held answer go out and end the
 	 * long-polls, so nothing is left suspended when MHD stops */
+	atomic_store(&stopping, true);
 	if (tcp_daemon)
 		MHD_quiesce_daemon(tcp_daemon);
 	if (unix_daemon)

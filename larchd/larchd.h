@@ -91,7 +91,10 @@ struct commit_waiter {
 bool commit_defer(struct committer *c, uint64_t ticket, struct commit_waiter *w);
 bool commit_defer_revision(struct committer *c, uint64_t since, int64_t deadline_ms,
 			   struct commit_waiter *w);
-/* Fire feed waiters whose deadline passed (every waiter when all). */
+/* Block until ticket is durable (shutdown only: no thread should wait). */
+void commit_wait(struct committer *c, uint64_t ticket);
+/* Fire feed waiters whose deadline passed; with all, fire every waiter and
+ * refuse new ones from then on (shutdown). */
 void commit_expire(struct committer *c, int64_t now_ms, bool all);
 /* Wait until everything submitted so far is durable; returns the revision. */
 uint64_t commit_drain(struct committer *c);

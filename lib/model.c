@@ -445,9 +445,18 @@ static bool space_same(const struct space *s, const struct space_spec *sp, int b
 	if (prefix_cmp(&s->cidr, &sp->cidr) || s->block_len != block_len ||
 	    s->nreserved != sp->nreserved)
 		return false;
-	for (size_t i = 0; i < sp->nreserved; i++)
-		if (prefix_cmp(&s->reserved[i], &sp->reserved[i]))
+	/* s->reserved is sorted, the request's list is in any order: compare
+	 * as sets (each side contained in the other) */
+	for (size_t i = 0; i < sp->nreserved; i++) {
+		bool in_s = false, in_sp = false;
+
+		for (size_t j = 0; j < s->nreserved; j++) {
+			in_s |= !prefix_cmp(&sp->reserved[i], &s->reserved[j]);
+			in_sp |= !prefix_cmp(&s->reserved[i], &sp->reserved[j]);
+		}
+		if (!in_s || !in_sp)
 			return false;
+	}
 	return true;
 }
 

@@ -138,7 +138,10 @@ static bool skip_all_reserved(u128 start, u128 end, void *arg)
 
 static uint64_t bucket_hash(const struct host *h, const struct segment *sg, const struct space *s)
 {
-	return hash_mix((uint64_t)(uintptr_t)h, (uint64_t)(uintptr_t)sg * 64 + s->idx);
+	/* the space's pointer, not its idx: deleting a space moves the last
+	 * space to another idx, and the buckets must still be found */
+	return hash_mix((uint64_t)(uintptr_t)h,
+			(uint64_t)(uintptr_t)sg * 64 ^ (uint64_t)(uintptr_t)s);
 }
 
 struct bucket_key {
