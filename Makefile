@@ -20,7 +20,7 @@ endif
 
 CPPFLAGS += -Ilib -D_GNU_SOURCE
 CFLAGS   += -std=gnu11 $(OPT) $(WARN) -pthread -fno-strict-aliasing
-LDLIBS_LIB := -lsqlite3 -ljansson -lyaml -lcurl -lpthread
+LDLIBS_LIB := -lsqlite3 -ljansson -lyaml -lcurl -lmnl -lpthread
 ifneq ($(SANITIZE),)
 CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=$(SANITIZE)
@@ -37,13 +37,16 @@ endif
 LIB_SRC    := $(wildcard lib/*.c)
 LARCHD_SRC := $(wildcard larchd/*.c)
 CTL_SRC    := $(wildcard ctl/*.c)
+CNI_SRC    := $(wildcard cni/*.c)
+AGENT_SRC  := $(wildcard agent/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 BENCH_SRC  := $(wildcard bench/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIBLARCH := $(BUILD)/liblarch.a
-BINS     := $(BUILD)/bin/larchd $(BUILD)/bin/larchctl
+BINS     := $(BUILD)/bin/larchd $(BUILD)/bin/larchctl $(BUILD)/bin/larch-cni \
+            $(BUILD)/bin/larch-agent
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
@@ -69,6 +72,16 @@ $(BUILD)/bin/larchctl: $(call obj,$(CTL_SRC)) $(LIBLARCH)
 	$(call say,LD,$@)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS_LIB)
+
+$(BUILD)/bin/larch-cni: $(call obj,$(CNI_SRC)) $(LIBLARCH)
+	$(call say,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS_LIB)
+
+$(BUILD)/bin/larch-agent: $(call obj,$(AGENT_SRC)) $(LIBLARCH)
+	$(call say,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $^ -lmicrohttpd $(LDLIBS_LIB)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBLARCH)
 	$(call say,LD,$@)
