@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef LARCH_AGENT_H
+#define LARCH_AGENT_H
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "nl.h"
+#include "prefix.h"
+
+#define AGENT_MAX_DEPTH 32
+
+struct agent_cfg {
+	const char *host;        /* this host's name in larchd */
+	uint8_t proto;           /* rtm_protocol of every route the agent owns */
+	int uplink_index;        /* the interface towards the fabric; 0 if none */
+	bool has_nh4, has_nh6;   /* next hops towards other groups */
+	u128 nh4, nh6;
+	/* Connected (on-link) prefixes, from the last kernel dump. */
+	struct prefix connected[64];
+	size_t nconnected;
+};
+
+struct want {
+	struct nl_route r;
+	char what[96];           /* why the route exists, for the log */
+};
+
+struct desired {
+	struct want *v;
+	size_t n, cap;
+	struct prefix *proxy;    /* IPv6 proxy-NDP entries on the uplink */
+	size_t nproxy, capproxy;
+	unsigned missing_ifaces; /* local endpoints whose interface is not there */
+};
+
+int desired_build(const struct agent_cfg *cfg, json_t *tree, json_t *endpoints,
+		  struct desired *d);
+void desired_clear(struct desired *d);
+
+struct route_stats {
+	unsigned added, replaced, removed, kept_pending, errors;
+};
+
+struct reconciler;
+struct reconciler *reconciler_new(void);
+void reconciler_free(struct reconciler *rc);
+/* Reads the connected prefixes of the families into cfg->connected. */
+int reconcile_connected(struct nl *nl, struct agent_cfg *cfg);
+/* Makes the kernel's Larch routes equal to d (see route.c). */
+int reconcile_routes(struct reconciler *rc, struct nl *nl, const struct agent_cfg *cfg,
+		     const struct desired *d, struct route_stats *st);
+
+#endif

@@ -1,0 +1,622 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DOC: larch-agent, one per host
+ *
+ * Registers the host with larchd (or checks its registration), then keeps
+ * the host's kernel routes equal to what larchd's state says they should be
+ * (desired.c computes them, route.c reconciles). A pass runs at start, when
+ * the change feed shows a change that concerns this host (a block, group,
+ * host or space anywhere; an endpoint of this host), every --resync seconds
+ * (which also repairs routes removed by hand), and when larch-cni asks over
+ * the agent's unix socket (POST /v1/sync) after a pod add or delete.
+ * When larchd cannot be reached the kernel is left as it is and the agent
+ * retries with exponential backoff (0.5 s to 30 s). Restarting the agent
+ * changes nothing in the kernel: the first pass finds every route in place.
+ *
+ * The socket also serves GET /healthz, GET /v1/status and GET /metrics.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <microhttpd.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "error.h"
+#include "httpc.h"
+#include "log.h"
+
+struct opts {
+	const char *server, *token_file, *host, *address, *group, *uplink, *socket_path;
+	const char *nh4, *nh6;
+	unsigned resync, proto;
+	bool once, debug;
+};
+
+static struct opts o = {.server = "unix:/run/larch/larchd.sock",
+			.socket_path = "/run/larch/agent.sock",
+			.resync = 30,
+			.proto = NL_PROTO_LARCH};
+static char token[512];
+static struct agent_cfg base_cfg;
+static volatile sig_atomic_t stopping;
+
+/* One pass at a time: the feed loop and the socket thread both run passes. */
+static pthread_mutex_t pass_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct reconciler *rc;
+
+static struct {
+	_Atomic unsigned long passes, pass_errors, added, replaced, removed, feed_errors;
+	_Atomic unsigned long routes, revision, missing_ifaces;
+	_Atomic double last_pass_seconds;
+	_Atomic long last_ok;   /* unix time of the last successful pass */
+} m;
+
+/* The handles of this host's endpoints at the last pass (feed filter). */
+static char **local_handles;
+static size_t nlocal;
+
+static double now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: larch-agent --host NAME [options]\n\n"
+		"Keeps this host's kernel routes equal to the state larchd holds.\n\n"
+		"  -s, --server URL        larchd: http://HOST:PORT or unix:/path (default %s)\n"
+		"  -t, --token-file FILE   bearer token for larchd (for registering the host)\n"
+		"  -H, --host NAME         this host's name in larchd (required)\n"
+		"  -a, --address ADDR      register the host with this address if it is not\n"
+		"  -g, --group NAME          registered yet (both needed to register)\n"
+		"  -u, --uplink IF         interface towards the fabric: proxy ARP/NDP for local\n"
+		"                          endpoints, on-link route to the group's peers\n"
+		"  -n, --next-hop ADDR     next hop towards other groups (once per family)\n"
+		"  -S, --socket PATH       the agent's unix socket for larch-cni (default %s)\n"
+		"  -r, --resync SECS       full reconcile period (default 30)\n"
+		"  -p, --route-protocol N  rtm_protocol of the agent's routes (default %d)\n"
+		"      --once              reconcile once and exit (0 on success)\n"
+		"  -v, --debug             debug logging\n"
+		"  -h, --help              this text\n",
+		o.server, o.socket_path, NL_PROTO_LARCH);
+}
+
+static int parse_opts(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"server", 1, 0, 's'}, {"token-file", 1, 0, 't'}, {"host", 1, 0, 'H'},
+		{"address", 1, 0, 'a'}, {"group", 1, 0, 'g'}, {"uplink", 1, 0, 'u'},
+		{"next-hop", 1, 0, 'n'}, {"socket", 1, 0, 'S'}, {"resync", 1, 0, 'r'},
+		{"route-protocol", 1, 0, 'p'}, {"once", 0, 0, 'O'}, {"debug", 0, 0, 'v'},
+		{"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+	int c;
+	char *end;
+	struct prefix p;
+	struct error err = {0};
+	unsigned long v;
+
+	while ((c = getopt_long(argc, argv, "s:t:H:a:g:u:n:S:r:p:vh", lo, NULL)) != -1) {
+		switch (c) {
+		case 's': o.server = optarg; break;
+		case 't': o.token_file = optarg; break;
+		case 'H': o.host = optarg; break;
+		case 'a': o.address = optarg; break;
+		case 'g': o.group = optarg; break;
+		case 'u': o.uplink = optarg; break;
+		case 'S': o.socket_path = optarg; break;
+		case 'O': o.once = true; break;
+		case 'v': o.debug = true; break;
+		case 'h': usage(stdout); exit(0);
+		case 'n':
+			if (addr_parse(optarg, &p, "next-hop", &err) < 0) {
+				fprintf(stderr, "larch-agent: --next-hop %s\n", err.msg);
+				return -1;
+			}
+			if (p.family == 4)
+				o.nh4 = optarg;
+			else
+				o.nh6 = optarg;
+			break;
+		case 'r':
+		case 'p':
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || *end || !*optarg || (c == 'r' && (v < 1 || v > 86400)) ||
+			    (c == 'p' && (v < 1 || v > 255))) {
+				fprintf(stderr, "larch-agent: --%s %s: must be %s\n",
+					c == 'r' ? "resync" : "route-protocol", optarg,
+					c == 'r' ? "1-86400 seconds" : "1-255");
+				return -1;
+			}
+			if (c == 'r')
+				o.resync = (unsigned)v;
+			else
+				o.proto = (unsigned)v;
+			break;
+		default: usage(stderr); return -1;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "larch-agent: unexpected argument %s\n", argv[optind]);
+		return -1;
+	}
+	if (!o.host || !*o.host) {
+		fprintf(stderr, "larch-agent: --host is required\n");
+		return -1;
+	}
+	if (!o.address != !o.group) {
+		fprintf(stderr, "larch-agent: --address and --group go together\n");
+		return -1;
+	}
+	return 0;
+}
+
+static struct httpc *client(long timeout_ms)
+{
+	struct error err = {0};
+	struct httpc *h = httpc_new(o.server, token[0] ? token : NULL, timeout_ms, &err);
+
+	if (!h)
+		fatalx("--server %s", err.msg);
+	return h;
+}
+
+/* GET path; 0 with *out on 200, -1 otherwise (logged). */
+static int get_json(struct httpc *h, const char *path, json_t **out)
+{
+	struct error err = {0};
+	long status;
+
+	*out = NULL;
+	if (httpc_request(h, "GET", path, NULL, &status, out, &err) < 0) {
+		log_warnx("larchd: %s", err.msg);
+		return -1;
+	}
+	if (status != 200 || !*out) {
+		log_warnx("larchd: GET %s: %ld %s", path, status, httpc_body(h));
+		json_decref(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static void host_sysctls(void)
+{
+	char path[128];
+
+	sysctl_write("net/ipv4/ip_forward", "1");
+	sysctl_write("net/ipv6/conf/all/forwarding", "1");
+	if (o.uplink) {
+		snprintf(path, sizeof(path), "net/ipv4/conf/%s/proxy_arp", o.uplink);
+		sysctl_write(path, "1");
+		snprintf(path, sizeof(path), "net/ipv4/neigh/%s/proxy_delay", o.uplink);
+		sysctl_write(path, "0");
+		snprintf(path, sizeof(path), "net/ipv6/conf/%s/proxy_ndp", o.uplink);
+		sysctl_write(path, "1");
+		/* The kernel delays proxy answers to multicast solicitations by
+		 * up to proxy_delay (0.8 s): the first packets to a pod would
+		 * wait or be dropped. */
+		snprintf(path, sizeof(path), "net/ipv6/neigh/%s/proxy_delay", o.uplink);
+		sysctl_write(path, "0");
+	}
+}
+
+static void remember_handles(json_t *endpoints)
+{
+	json_t *ep;
+	size_t i;
+
+	for (size_t k = 0; k < nlocal; k++)
+		free(local_handles[k]);
+	free(local_handles);
+	nlocal = 0;
+	local_handles = calloc(json_array_size(json_object_get(endpoints, "items")) + 1,
+			       sizeof(char *));
+	json_array_foreach(json_object_get(endpoints, "items"), i, ep) {
+		const char *hd = json_string_value(json_object_get(ep, "handle"));
+
+		if (hd && local_handles)
+			local_handles[nlocal++] = strdup(hd);
+	}
+}
+
+/* One full pass: read larchd's state, compute, reconcile. Returns the
+ * revision it is consistent with, or 0 on failure (kernel untouched when
+ * larchd could not be read). */
+static unsigned long pass(struct httpc *h, struct nl *nl)
+{
+	json_t *tree = NULL, *eps = NULL;
+	struct desired d = {0};
+	struct route_stats st;
+	struct agent_cfg cfg = base_cfg;
+	char path[300];
+	unsigned long rev = 0;
+	double t0 = now_s();
+
+	pthread_mutex_lock(&pass_lock);
+	snprintf(path, sizeof(path), "/v1/endpoints?host=%s", o.host);
+	if (get_json(h, "/v1/tree", &tree) < 0 || get_json(h, path, &eps) < 0)
+		goto out;
+	cfg.uplink_index = o.uplink ? (int)if_nametoindex(o.uplink) : 0;
+	if (o.uplink && !cfg.uplink_index)
+		log_warnx("uplink %s: no such interface", o.uplink);
+	host_sysctls();
+	if (reconcile_connected(nl, &cfg) < 0 || desired_build(&cfg, tree, eps, &d) < 0) {
+		log_warnx("cannot compute the routes from larchd's state");
+		goto out;
+	}
+	if (reconcile_routes(rc, nl, &cfg, &d, &st) < 0) {
+		log_warnx("route reconcile failed");
+		goto out;
+	}
+	remember_handles(eps);
+	unsigned long r1 = (unsigned long)json_integer_value(json_object_get(tree, "revision"));
+	unsigned long r2 = (unsigned long)json_integer_value(json_object_get(eps, "revision"));
+	rev = r1 < r2 ? r1 : r2;
+	m.added += st.added;
+	m.replaced += st.replaced;
+	m.removed += st.removed;
+	m.routes = d.n;
+	m.missing_ifaces = d.missing_ifaces;
+	m.revision = rev;
+	m.last_ok = (long)time(NULL);
+	if (st.errors)
+		m.pass_errors++;
+	log_debug("pass at revision %lu: %zu routes wanted, %u added, %u replaced, %u removed, "
+		  "%u kept one more pass, %u errors",
+		  rev, d.n, st.added, st.replaced, st.removed, st.kept_pending, st.errors);
+	if (!rev)
+		rev = 1;
+out:
+	if (!rev)
+		m.pass_errors++;
+	m.passes++;
+	m.last_pass_seconds = now_s() - t0;
+	pthread_mutex_unlock(&pass_lock);
+	desired_clear(&d);
+	json_decref(tree);
+	json_decref(eps);
+	return rev;
+}
+
+/* Does this feed batch touch this host's routes? */
+static bool relevant(json_t *changes)
+{
+	json_t *c;
+	size_t i;
+
+	json_array_foreach(changes, i, c) {
+		const char *kind = json_string_value(json_object_get(c, "kind")) ?: "";
+		const char *key = json_string_value(json_object_get(c, "key")) ?: "";
+		const char *host = json_string_value(
+			json_object_get(json_object_get(c, "object"), "host"));
+		const char *slash = strrchr(key, '/');
+
+		if (strcmp(kind, "endpoint") && strcmp(kind, "tenant") && strcmp(kind, "segment"))
+			return true; /* block, group, host, space: may move any route */
+		if (strcmp(kind, "endpoint"))
+			continue;
+		if (host && !strcmp(host, o.host))
+			return true;
+		for (size_t k = 0; slash && k < nlocal; k++)
+			if (!strcmp(local_handles[k], slash + 1))
+				return true;
+	}
+	return false;
+}
+
+static int register_host(struct httpc *h)
+{
+	char path[300];
+	json_t *resp = NULL, *body;
+	struct error err = {0};
+	long status;
+	int ret = -1;
+
+	snprintf(path, sizeof(path), "/v1/hosts/%s", o.host);
+	if (httpc_request(h, "GET", path, NULL, &status, &resp, &err) < 0) {
+		log_warnx("larchd: %s", err.msg);
+		return -1;
+	}
+	if (status == 200) {
+		const char *g = json_string_value(json_object_get(resp, "group"));
+		const char *a = json_string_value(json_object_get(resp, "address"));
+
+		if (o.group && g && strcmp(g, o.group))
+			log_warnx("host %s is registered in group %s, not %s: keeping larchd's",
+				  o.host, g, o.group);
+		if (o.address && a && strcmp(a, o.address))
+			log_warnx("host %s is registered with address %s, not %s: keeping larchd's",
+				  o.host, a, o.address);
+		ret = 0;
+	} else if (status == 404 && o.group) {
+		json_decref(resp);
+		resp = NULL;
+		body = json_pack("{s:s, s:s, s:s}", "name", o.host, "address", o.address, "group",
+				 o.group);
+		if (httpc_request(h, "POST", "/v1/hosts", body, &status, &resp, &err) < 0)
+			log_warnx("larchd: %s", err.msg);
+		else if (status == 201 || status == 200)
+			log_info("registered host %s (%s) in group %s", o.host, o.address, o.group),
+				ret = 0;
+		else
+			log_warnx("registering host %s: %ld %s", o.host, status, httpc_body(h));
+		json_decref(body);
+	} else if (status == 404) {
+		log_warnx("host %s is not registered in larchd (give --address and --group to "
+			  "register it)", o.host);
+	} else {
+		log_warnx("larchd: GET %s: %ld %s", path, status, httpc_body(h));
+	}
+	json_decref(resp);
+	return ret;
+}
+
+/* --- the local socket --- */
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char *type,
+			     char *body)
+{
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	enum MHD_Result ret;
+
+	MHD_add_response_header(r, "Content-Type", type);
+	ret = MHD_queue_response(c, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static char *metrics_text(void)
+{
+	char *s = NULL;
+
+	if (asprintf(&s,
+		     "# TYPE larch_agent_passes_total counter\nlarch_agent_passes_total %lu\n"
+		     "# TYPE larch_agent_pass_errors_total counter\nlarch_agent_pass_errors_total %lu\n"
+		     "# TYPE larch_agent_routes_added_total counter\nlarch_agent_routes_added_total %lu\n"
+		     "# TYPE larch_agent_routes_replaced_total counter\n"
+		     "larch_agent_routes_replaced_total %lu\n"
+		     "# TYPE larch_agent_routes_removed_total counter\n"
+		     "larch_agent_routes_removed_total %lu\n"
+		     "# TYPE larch_agent_feed_errors_total counter\nlarch_agent_feed_errors_total %lu\n"
+		     "# TYPE larch_agent_routes gauge\nlarch_agent_routes %lu\n"
+		     "# TYPE larch_agent_endpoints_without_interface gauge\n"
+		     "larch_agent_endpoints_without_interface %lu\n"
+		     "# TYPE larch_agent_revision gauge\nlarch_agent_revision %lu\n"
+		     "# TYPE larch_agent_last_pass_seconds gauge\nlarch_agent_last_pass_seconds %.6f\n"
+		     "# TYPE larch_agent_last_success_timestamp_seconds gauge\n"
+		     "larch_agent_last_success_timestamp_seconds %ld\n",
+		     (unsigned long)m.passes, (unsigned long)m.pass_errors, (unsigned long)m.added,
+		     (unsigned long)m.replaced, (unsigned long)m.removed,
+		     (unsigned long)m.feed_errors, (unsigned long)m.routes,
+		     (unsigned long)m.missing_ifaces, (unsigned long)m.revision,
+		     (double)m.last_pass_seconds, (long)m.last_ok) < 0)
+		return NULL;
+	return s;
+}
+
+struct sock_ctx {
+	struct httpc *h;
+	struct nl *nl;
+};
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *data,
+				  size_t *size, void **state)
+{
+	struct sock_ctx *sc = cls;
+	char *body = NULL;
+	(void)version;
+	(void)data;
+
+	if (!*state) { /* first call: headers only */
+		*state = c;
+		return MHD_YES;
+	}
+	if (*size) { /* bodies are not used: drop them */
+		*size = 0;
+		return MHD_YES;
+	}
+	if (!strcmp(url, "/v1/sync") && !strcmp(method, "POST")) {
+		unsigned long rev = pass(sc->h, sc->nl);
+
+		if (!rev) {
+			asprintf(&body, "{\"error\":{\"code\":\"unavailable\",\"message\":"
+					"\"larchd could not be read; kernel state unchanged\"}}\n");
+			return reply(c, 503, "application/json", body);
+		}
+		asprintf(&body, "{\"revision\":%lu,\"routes\":%lu}\n", rev, (unsigned long)m.routes);
+		return reply(c, 200, "application/json", body);
+	}
+	if (!strcmp(method, "GET") && !strcmp(url, "/metrics")) {
+		body = metrics_text();
+		return body ? reply(c, 200, "text/plain; version=0.0.4", body) : MHD_NO;
+	}
+	if (!strcmp(method, "GET") && (!strcmp(url, "/healthz") || !strcmp(url, "/v1/status"))) {
+		long age = m.last_ok ? (long)time(NULL) - m.last_ok : -1;
+		bool ok = age >= 0 && age <= 3 * (long)o.resync;
+
+		asprintf(&body,
+			 "{\"status\":\"%s\",\"host\":\"%s\",\"revision\":%lu,\"routes\":%lu,"
+			 "\"last_success_age_seconds\":%ld}\n",
+			 ok ? "ok" : "degraded", o.host, (unsigned long)m.revision,
+			 (unsigned long)m.routes, age);
+		return reply(c, ok || !strcmp(url, "/v1/status") ? 200 : 503, "application/json",
+			     body);
+	}
+	asprintf(&body, "{\"error\":{\"code\":\"not_found\",\"message\":\"%s %s: no such "
+			"operation\"}}\n", method, url);
+	return reply(c, 404, "application/json", body);
+}
+
+static struct MHD_Daemon *serve(struct sock_ctx *sc)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (strlen(o.socket_path) >= sizeof(sun.sun_path))
+		fatalx("--socket %s: path too long", o.socket_path);
+	memcpy(sun.sun_path, o.socket_path, strlen(o.socket_path) + 1);
+	unlink(o.socket_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+		fatal("--socket %s", o.socket_path);
+	chmod(o.socket_path, 0600);
+	if (listen(fd, 64) < 0)
+		fatal("listen %s", o.socket_path);
+	struct MHD_Daemon *d = MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, sc,
+		MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, 30U, MHD_OPTION_END);
+	if (!d)
+		fatalx("cannot serve on %s", o.socket_path);
+	return d;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct httpc *h, *feed;
+	struct nl *nl, *nl_sock;
+	struct sock_ctx sc;
+	struct MHD_Daemon *d = NULL;
+	unsigned long rev = 0;
+	double backoff = 0.5, next_resync = 0;
+	bool need_pass = true, registered = false;
+	int ret;
+
+	if (parse_opts(argc, argv) < 0)
+		return 2;
+	log_init("larch-agent", o.debug);
+	if (o.token_file) {
+		FILE *f = fopen(o.token_file, "r");
+		size_t n;
+
+		if (!f)
+			fatal("--token-file %s", o.token_file);
+		n = fread(token, 1, sizeof(token) - 1, f);
+		fclose(f);
+		while (n && (token[n - 1] == '\n' || token[n - 1] == '\r' || token[n - 1] == ' '))
+			n--;
+		token[n] = '\0';
+	}
+	base_cfg.host = o.host;
+	base_cfg.proto = (uint8_t)o.proto;
+	if (o.nh4) {
+		struct prefix p;
+		addr_parse(o.nh4, &p, "next-hop", NULL);
+		base_cfg.has_nh4 = true;
+		base_cfg.nh4 = p.addr;
+	}
+	if (o.nh6) {
+		struct prefix p;
+		addr_parse(o.nh6, &p, "next-hop", NULL);
+		base_cfg.has_nh6 = true;
+		base_cfg.nh6 = p.addr;
+	}
+	if ((ret = nl_open(&nl)) < 0 || (ret = nl_open(&nl_sock)) < 0)
+		fatalx("netlink: %s", strerror(-ret));
+	rc = reconciler_new();
+	h = client(10000);
+	if (o.once) {
+		if (register_host(h) < 0)
+			return 1;
+		rev = pass(h, nl);
+		log_info("one pass %s at revision %lu", rev ? "done" : "failed", rev);
+		return rev ? 0 : 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sc.h = client(10000);
+	sc.nl = nl_sock;
+	d = serve(&sc);
+	feed = client(0);
+	log_info("host %s: following %s, resync every %u s, socket %s", o.host, o.server,
+		 o.resync, o.socket_path);
+	while (!stopping) {
+		if (!registered)
+			registered = register_host(h) == 0;
+		if (registered && (need_pass || now_s() >= next_resync)) {
+			unsigned long r = pass(h, nl);
+
+			if (!r)
+				goto retry;
+			rev = r;
+			need_pass = false;
+			next_resync = now_s() + o.resync;
+		}
+		if (!registered)
+			goto retry;
+		/* Long-poll the feed until the next resync is due. */
+		char path[128];
+		json_t *resp = NULL;
+		struct error err = {0};
+		long status;
+		int wait = (int)(next_resync - now_s());
+
+		/* Short polls: a SIGTERM is seen within 5 s (curl does not return on EINTR). */
+		wait = wait < 1 ? 1 : wait > 5 ? 5 : wait;
+		snprintf(path, sizeof(path), "/v1/changes?since=%lu&wait=%d&limit=10000", rev, wait);
+		if (httpc_request(feed, "GET", path, NULL, &status, &resp, &err) < 0) {
+			log_warnx("feed: %s; keeping the current routes", err.msg);
+			m.feed_errors++;
+			goto retry;
+		}
+		if (status == 410) {
+			log_info("feed: revision %lu compacted away, reading the whole state", rev);
+			need_pass = true;
+		} else if (status != 200) {
+			log_warnx("feed: %ld %s", status, httpc_body(feed));
+			m.feed_errors++;
+			json_decref(resp);
+			goto retry;
+		} else {
+			json_t *changes = json_object_get(resp, "changes");
+
+			if (json_array_size(changes) && relevant(changes))
+				need_pass = true;
+			rev = (unsigned long)json_integer_value(json_object_get(resp, "revision"));
+		}
+		json_decref(resp);
+		backoff = 0.5;
+		continue;
+retry:
+		if (stopping)
+			break;
+		usleep((useconds_t)(backoff * 1e6));
+		backoff = backoff * 2 > 30 ? 30 : backoff * 2;
+	}
+	log_info("stopping; routes stay in place");
+	MHD_stop_daemon(d);
+	unlink(o.socket_path);
+	httpc_free(feed);
+	httpc_free(sc.h);
+	httpc_free(h);
+	nl_close(nl);
+	nl_close(nl_sock);
+	reconciler_free(rc);
+	return 0;
+}
