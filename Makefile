@@ -50,7 +50,7 @@ BINS     := $(BUILD)/bin/larchd $(BUILD)/bin/larchctl $(BUILD)/bin/larch-cni \
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all check unit unit-san api api-san demo bench deps clean
+.PHONY: all check unit unit-san api api-san netns netns-san demo bench deps clean
 .SECONDARY:
 all: $(BINS)
 
@@ -112,11 +112,31 @@ api-san:
 	$(Q)$(MAKE) --no-print-directory BUILD=build/san SANITIZE=address,undefined OPT="-O1 -g" all
 	$(Q)LARCH_BIN=$(abspath build/san/bin) /usr/bin/python3 -m pytest -q tests/api
 
+# The libcni runtime the CNI tests and benchmarks drive larch-cni with.
+$(BUILD)/tests/cni-driver: tests/cni/driver/main.go tests/cni/driver/build.sh
+	$(call say,GO,$@)
+	$(Q)sh tests/cni/driver/build.sh $@
+
+# Network-namespace tests (root): the CNI plugin against the spec, and the
+# 2 racks x 2 hosts cluster. Each creates and removes its own namespaces.
+netns: $(BINS) $(BUILD)/tests/cni-driver
+	$(Q)set -e; for t in tests/netns/test_*.sh; do echo "== $$t"; \
+		LARCH_BIN=$(abspath $(BUILD)/bin) CNI_DRIVER=$(abspath $(BUILD)/tests/cni-driver) $$t; done
+
+# The same with larchd, the agent and larch-cni built with ASan+UBSan.
+netns-san: $(BUILD)/tests/cni-driver
+	$(Q)$(MAKE) --no-print-directory BUILD=build/san SANITIZE=address,undefined OPT="-O1 -g" all
+	$(Q)set -e; for t in tests/netns/test_*.sh; do echo "== $$t (sanitizers)"; \
+		LARCH_BIN=$(abspath build/san/bin) CNI_DRIVER=$(abspath $(BUILD)/tests/cni-driver) \
+		NSP=lxs $$t; done
+
 check: deps
 	$(Q)$(MAKE) --no-print-directory all unit
 	$(Q)$(MAKE) --no-print-directory unit-san
 	$(Q)$(MAKE) --no-print-directory api
 	$(Q)$(MAKE) --no-print-directory api-san
+	$(Q)$(MAKE) --no-print-directory netns
+	$(Q)$(MAKE) --no-print-directory netns-san
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all

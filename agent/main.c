@@ -217,15 +217,21 @@ static void host_sysctls(void)
 	}
 }
 
+static void forget_handles(void)
+{
+	for (size_t k = 0; k < nlocal; k++)
+		free(local_handles[k]);
+	free(local_handles);
+	local_handles = NULL;
+	nlocal = 0;
+}
+
 static void remember_handles(json_t *endpoints)
 {
 	json_t *ep;
 	size_t i;
 
-	for (size_t k = 0; k < nlocal; k++)
-		free(local_handles[k]);
-	free(local_handles);
-	nlocal = 0;
+	forget_handles();
 	local_handles = calloc(json_array_size(json_object_get(endpoints, "items")) + 1,
 			       sizeof(char *));
 	json_array_foreach(json_object_get(endpoints, "items"), i, ep) {
@@ -544,6 +550,11 @@ int main(int argc, char **argv)
 			return 1;
 		rev = pass(h, nl);
 		log_info("one pass %s at revision %lu", rev ? "done" : "failed", rev);
+		forget_handles();
+		httpc_free(h);
+		nl_close(nl);
+		nl_close(nl_sock);
+		reconciler_free(rc);
 		return rev ? 0 : 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -618,5 +629,6 @@ retry:
 	nl_close(nl);
 	nl_close(nl_sock);
 	reconciler_free(rc);
+	forget_handles();
 	return 0;
 }

@@ -58,7 +58,9 @@ struct env {
 	char pod_namespace[256], pod_name[256], tenant[128], segment[128];
 };
 
-static const char *cni_version = "1.1.0";
+/* The version errors and results are written in: the config's (copied, as
+ * the config is freed before the last error is printed). */
+static char cni_version[16] = "1.1.0";
 
 /* Prints the spec's error object and returns 1 (the exit status). */
 static int fail(int code, const char *msg, const char *details)
@@ -138,7 +140,7 @@ static int conf_load(struct conf *c, int *code, char *msg, size_t msglen)
 		snprintf(msg, msglen, "cniVersion %s: larch-cni speaks 1.0.0 and 1.1.0", c->version);
 		return -1;
 	}
-	cni_version = c->version;
+	snprintf(cni_version, sizeof(cni_version), "%s", c->version);
 	STR("name", name, true);
 	STR("server", server, false);
 	STR("tenant", tenant, false);

@@ -146,8 +146,13 @@ static int add_doc(struct plan *p, json_t *d, const char *file, size_t doc)
 		if (!strcmp(kind, simple[i].kind)) {
 			json_t *dst = *(json_t **)((char *)p + simple[i].off);
 
-			if (!strcmp(kind, "Group"))
-				return add_groups(p, json_pack("[o]", without(d, strip)), NULL, file, doc);
+			if (!strcmp(kind, "Group")) {
+				json_t *one = json_pack("[o]", without(d, strip));
+
+				r = add_groups(p, one, NULL, file, doc);
+				json_decref(one);
+				return r;
+			}
 			json_array_append_new(dst, without(d, strip));
 			return EXIT_OK;
 		}

@@ -22,7 +22,7 @@
 
 : "${NSP:=lxt}"
 : "${ROOT:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
-BIN=$ROOT/build/bin
+BIN=${LARCH_BIN:-$ROOT/build/bin}
 HOSTS="h11 h12 h21 h22"
 RESYNC=${RESYNC:-2}
 
@@ -133,7 +133,8 @@ fabric_up() {
 agent_start() {
 	local h=$1 r
 	r=$(rack_of "$h")
-	ns "$h" "$BIN/larch-agent" --server "unix:$DIR/larchd.sock" --host "$h" \
+	# a simple command, not the ns function: $! must be the agent itself
+	ip netns exec "$NSP-$h" "$BIN/larch-agent" --server "unix:$DIR/larchd.sock" --host "$h" \
 		--address "$(host_ip "$h")" --group "rack$r" --uplink eth0 \
 		--next-hop "192.168.$r.1" --next-hop "fd00:$r::1" --socket "$DIR/agent-$h.sock" \
 		--resync "$RESYNC" ${AGENT_FLAGS:-} 2>>"$DIR/agent-$h.log" &
@@ -166,9 +167,9 @@ pod_add() {
 		"K8S_POD_NAMESPACE=$3;K8S_POD_NAME=$p;LARCH_TENANT=$3;LARCH_SEGMENT=$4" \
 		>"$DIR/pod-$h-$p.json"
 	# a TCP listener on 8080 (v4 and v6) for the reachability probes
-	ns "p-$h-$p" nc -lk 8080 >/dev/null 2>&1 &
+	ip netns exec "$NSP-p-$h-$p" nc -lk 8080 >/dev/null 2>&1 &
 	echo $! >"$DIR/nc-$h-$p.pid"
-	ns "p-$h-$p" nc -6 -lk 8080 >/dev/null 2>&1 &
+	ip netns exec "$NSP-p-$h-$p" nc -6 -lk 8080 >/dev/null 2>&1 &
 	echo $! >"$DIR/nc6-$h-$p.pid"
 }
 

@@ -131,5 +131,16 @@ check "after larchd returns a new pod on h22 is reachable from the other rack" \
 
 check "no agent failed to program a route or proxy entry" bash -c "! grep -h 'warn: route\|warn: proxy\|warn: cannot' $DIR/agent-*.log | grep -q ."
 
+# Clean stop: every agent exits 0 on SIGTERM and leaves its routes; no log
+# holds a sanitizer report (make netns-san runs this with ASan+UBSan builds).
+stops=0
+for h in $HOSTS; do
+	pid=$(cat "$DIR/agent-$h.pid"); kill -TERM "$pid"; wait "$pid" || stops=$((stops + 1)); rm -f "$DIR/agent-$h.pid"
+done
+check "every agent exits 0 on SIGTERM" [ $stops -eq 0 ]
+check "the routes stay after the agents stop" [ "$(ns h11 ip -4 route show proto 201 | wc -l)" -gt 0 ]
+larchd_stop
+check "no sanitizer report in any log" bash -c "! grep -l 'Sanitizer\|runtime error' $DIR/*.log"
+
 echo "1..$tapn"
 [ $fails -eq 0 ]
