@@ -34,6 +34,7 @@ larchctl() { "$BIN/larchctl" --server "unix:$DIR/larchd.sock" "$@"; }
 
 cluster_down() {
 	local n pid
+	set +e # runs from a trap: clean up everything even if one step fails
 	for pid in $(cat "$DIR"/*.pid 2>/dev/null); do kill "$pid" 2>/dev/null; done
 	sleep 0.2
 	for pid in $(cat "$DIR"/*.pid 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
@@ -127,6 +128,9 @@ fabric_up() {
 		ns "$h" ip addr add "$(host_ip "$h")/24" dev eth0
 		ns "$h" ip addr add "$(host_ip6 "$h")/64" dev eth0 nodad
 		ns "$h" sysctl -qw net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0
+		# the underlay: other racks' host subnets through the router
+		ns "$h" ip route add 192.168.0.0/16 via "192.168.$r.1"
+		ns "$h" ip -6 route add fd00::/16 via "fd00:$r::1"
 	done
 }
 
