@@ -139,12 +139,14 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory netns-san
 
 demo: deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory all $(BUILD)/tests/cni-driver
 	$(Q)scripts/demo.sh
 
 bench: deps
-	$(Q)$(MAKE) --no-print-directory all $(BENCHES)
+	$(Q)$(MAKE) --no-print-directory all $(BENCHES) $(BUILD)/tests/cni-driver
 	$(Q)bench/run.sh
+	$(Q)bench/cni.sh
+	$(Q)bench/datapath.sh
 
 clean:
 	rm -rf build
