@@ -205,6 +205,13 @@ int reconcile_routes(struct reconciler *rc, struct nl *nl, const struct agent_cf
 		if (have && same_route(w, have))
 			continue;
 		ret = nl_route_add(nl, w, true);
+		if (ret == -ENODEV && w->oif) {
+			/* The pod's veth went away since the pass read it (a DEL
+			 * racing the pass): nothing to route to, not a fault. */
+			log_debug("route %s (%s): interface gone", route_str(w, buf, sizeof(buf)),
+				  d->v[i].what);
+			continue;
+		}
 		if (ret < 0) {
 			log_warnx("route %s (%s): %s", route_str(w, buf, sizeof(buf)), d->v[i].what,
 				  strerror(-ret));

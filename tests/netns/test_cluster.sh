@@ -116,6 +116,17 @@ ns h11 ip route del "$blk"
 check "a peer block route ($blk) deleted by hand is back within one resync ($RESYNC s)" \
 	wait_for $((RESYNC + 2)) bash -c "ip netns exec $NSP-h11 ip route show $blk | grep -q 'via 192.168.1.12'"
 
+# --once: with h12's agent stopped, a deleted route comes back from one pass.
+agent_stop h12
+blk=$(ns h12 ip -4 route show proto 201 | awk '/^blackhole/ {print $2; exit}')
+ns h12 ip route del blackhole "$blk"
+ns h12 "$BIN/larch-agent" --once --server "unix:$DIR/larchd.sock" --host h12 --uplink eth0 \
+	--next-hop 192.168.1.1 --next-hop fd00:1::1 2>>"$DIR/agent-once.log"
+once_rc=$?
+check "larch-agent --once exits 0 ($once_rc)" [ "$once_rc" -eq 0 ]
+check "larch-agent --once restored blackhole $blk" bash -c "ip netns exec $NSP-h12 ip route show proto 201 | grep -q 'blackhole $blk'"
+agent_start h12
+
 # larchd down: agents keep their routes; back up: they follow again.
 before=$(ns h22 ip -4 route show proto 201 | wc -l)
 larchd_stop
