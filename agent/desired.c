@@ -24,40 +24,49 @@
 #include "agent.h"
 
 #include <net/if.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "wire.h"
 
-static int push(struct desired *d, const struct nl_route *r, const char *fmt, const char *name)
+/* Room for one more element in *v (of size elem, *n used of *cap). */
+static int grow(void **v, size_t *cap, size_t n, size_t elem)
 {
-	if (d->n == d->cap) {
-		size_t ncap = d->cap ? d->cap * 2 : 64;
-		struct want *w = realloc(d->v, ncap * sizeof(*w));
+	size_t ncap = *cap ? *cap * 2 : 64;
+	void *p;
 
-		if (!w)
-			return -1;
-		d->v = w;
-		d->cap = ncap;
-	}
+	if (n < *cap)
+		return 0;
+	if (!(p = realloc(*v, ncap * elem)))
+		return -1;
+	*v = p;
+	*cap = ncap;
+	return 0;
+}
+
+static int push(struct desired *d, const struct nl_route *r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int push(struct desired *d, const struct nl_route *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (grow((void **)&d->v, &d->cap, d->n, sizeof(*d->v)) < 0)
+		return -1;
 	d->v[d->n].r = *r;
-	snprintf(d->v[d->n].what, sizeof(d->v[d->n].what), fmt, name);
+	va_start(ap, fmt);
+	vsnprintf(d->v[d->n].what, sizeof(d->v[d->n].what), fmt, ap);
+	va_end(ap);
 	d->n++;
 	return 0;
 }
 
 static int push_proxy(struct desired *d, uint8_t family, u128 addr)
 {
-	if (d->nproxy == d->capproxy) {
-		size_t ncap = d->capproxy ? d->capproxy * 2 : 16;
-		struct prefix *p = realloc(d->proxy, ncap * sizeof(*p));
-
-		if (!p)
-			return -1;
-		d->proxy = p;
-		d->capproxy = ncap;
-	}
+	if (grow((void **)&d->proxy, &d->capproxy, d->nproxy, sizeof(*d->proxy)) < 0)
+		return -1;
 	d->proxy[d->nproxy++] = (struct prefix){.addr = addr, .family = family,
 						.len = (uint8_t)prefix_bits(family)};
 	return 0;
@@ -132,7 +141,7 @@ static int space_routes(const struct agent_cfg *cfg, json_t *space, struct desir
 		if (parse_prefix(json_object_get(b, "cidr"), &r.dst) < 0)
 			return -1;
 		r.type = NL_RT_BLACKHOLE;
-		if (push(d, &r, "own block%s", "") < 0)
+		if (push(d, &r, "own block") < 0)
 			return -1;
 	}
 	/* Peers in the same group. */

@@ -95,10 +95,30 @@ int reconcile_connected(struct nl *nl, struct agent_cfg *cfg)
 	return ret;
 }
 
+/* Order of destinations: both tables are sorted by it and walked together,
+ * so a pass costs O(n log n) with thousands of local endpoints. */
+static int dst_cmp(const struct nl_route *a, const struct nl_route *b)
+{
+	if (a->dst.family != b->dst.family)
+		return a->dst.family < b->dst.family ? -1 : 1;
+	if (a->dst.len != b->dst.len)
+		return a->dst.len < b->dst.len ? -1 : 1;
+	return a->dst.addr < b->dst.addr ? -1 : a->dst.addr > b->dst.addr;
+}
+
+static int route_qcmp(const void *a, const void *b)
+{
+	return dst_cmp(a, b);
+}
+
+static int want_qcmp(const void *a, const void *b)
+{
+	return dst_cmp(&(*(const struct want *const *)a)->r, &(*(const struct want *const *)b)->r);
+}
+
 static bool same_dst(const struct nl_route *a, const struct nl_route *b)
 {
-	return a->dst.family == b->dst.family && a->dst.len == b->dst.len &&
-	       a->dst.addr == b->dst.addr;
+	return !dst_cmp(a, b);
 }
 
 static bool same_route(const struct nl_route *want, const struct nl_route *have)
@@ -136,37 +156,52 @@ static const char *route_str(const struct nl_route *r, char *buf, size_t len)
 	return buf;
 }
 
+static int addr_qcmp(const void *a, const void *b)
+{
+	const struct prefix *x = a, *y = b;
+
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+/*
+ * Proxy entries are not dumped: every wanted entry is (re)installed each pass
+ * (NLM_F_REPLACE, so one deleted by hand comes back), and the ones this
+ * process installed and no longer wants are removed (all of them when the
+ * uplink changed). Both lists are kept sorted and walked together.
+ */
 static void reconcile_proxy(struct reconciler *rc, struct nl *nl, const struct agent_cfg *cfg,
 			    const struct desired *d, struct route_stats *st)
 {
-	/* Drop the entries we installed that are no longer wanted (or all of
-	 * them if the uplink changed). */
-	for (size_t i = 0; i < rc->nproxy; i++) {
-		bool keep = false;
+	struct prefix *want = NULL;
+	size_t nwant = 0, k = 0;
 
-		for (size_t k = 0; k < d->nproxy && rc->proxy_ifindex == cfg->uplink_index; k++)
-			keep |= d->proxy[k].addr == rc->proxy[i].addr;
-		if (!keep)
+	if (d->nproxy && cfg->uplink_index && (want = malloc(d->nproxy * sizeof(*want)))) {
+		memcpy(want, d->proxy, d->nproxy * sizeof(*want));
+		qsort(want, d->nproxy, sizeof(*want), addr_qcmp);
+		nwant = d->nproxy;
+	}
+	for (size_t i = 0; i < rc->nproxy; i++) {
+		while (k < nwant && want[k].addr < rc->proxy[i].addr)
+			k++;
+		if (rc->proxy_ifindex != cfg->uplink_index || k == nwant ||
+		    want[k].addr != rc->proxy[i].addr)
 			nl_neigh_set(nl, rc->proxy_ifindex, 6, rc->proxy[i].addr, NULL, false);
 	}
 	free(rc->proxy);
-	rc->proxy = NULL;
+	rc->proxy = want;
 	rc->nproxy = 0;
 	rc->proxy_ifindex = cfg->uplink_index;
-	if (!d->nproxy || !cfg->uplink_index)
-		return;
-	rc->proxy = malloc(d->nproxy * sizeof(*rc->proxy));
-	for (size_t i = 0; i < d->nproxy && rc->proxy; i++) {
-		int ret = nl_neigh_set(nl, cfg->uplink_index, 6, d->proxy[i].addr, NULL, true);
+	for (size_t i = 0; i < nwant; i++) {
+		int ret = nl_neigh_set(nl, cfg->uplink_index, 6, want[i].addr, NULL, true);
 
 		if (ret < 0) {
 			char b[PREFIX_STRLEN];
 
-			log_warnx("proxy ndp %s: %s", prefix_fmt(&d->proxy[i], b), strerror(-ret));
+			log_warnx("proxy ndp %s: %s", prefix_fmt(&want[i], b), strerror(-ret));
 			st->errors++;
 			continue;
 		}
-		rc->proxy[rc->nproxy++] = d->proxy[i];
+		want[rc->nproxy++] = want[i]; /* keeps the sorted order */
 	}
 }
 
@@ -177,6 +212,7 @@ int reconcile_routes(struct reconciler *rc, struct nl *nl, const struct agent_cf
 	struct nl_route *pending = NULL;
 	size_t npending = 0;
 	bool *matched = NULL;
+	const struct want **order = NULL;
 	char buf[160];
 	int ret;
 
@@ -188,19 +224,24 @@ int reconcile_routes(struct reconciler *rc, struct nl *nl, const struct agent_cf
 		goto out;
 	matched = calloc(k.n + 1, sizeof(*matched));
 	pending = calloc(k.n + 1, sizeof(*pending));
-	if (!matched || !pending) {
+	order = calloc(d->n + 1, sizeof(*order));
+	if (!matched || !pending || !order) {
 		ret = -ENOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < d->n; i++) {
-		const struct nl_route *w = &d->v[i].r;
+	for (size_t i = 0; i < d->n; i++)
+		order[i] = &d->v[i];
+	qsort(order, d->n, sizeof(*order), want_qcmp);
+	qsort(k.v, k.n, sizeof(*k.v), route_qcmp);
+	for (size_t i = 0, j = 0; i < d->n; i++) {
+		const struct nl_route *w = &order[i]->r;
 		const struct nl_route *have = NULL;
 
-		for (size_t j = 0; j < k.n; j++) {
-			if (same_dst(w, &k.v[j])) {
-				matched[j] = true;
-				have = have ? have : &k.v[j];
-			}
+		while (j < k.n && dst_cmp(&k.v[j], w) < 0)
+			j++;
+		for (size_t t = j; t < k.n && same_dst(&k.v[t], w); t++) {
+			matched[t] = true;
+			have = have ? have : &k.v[t];
 		}
 		if (have && same_route(w, have))
 			continue;
@@ -209,17 +250,17 @@ int reconcile_routes(struct reconciler *rc, struct nl *nl, const struct agent_cf
 			/* The pod's veth went away since the pass read it (a DEL
 			 * racing the pass): nothing to route to, not a fault. */
 			log_debug("route %s (%s): interface gone", route_str(w, buf, sizeof(buf)),
-				  d->v[i].what);
+				  order[i]->what);
 			continue;
 		}
 		if (ret < 0) {
-			log_warnx("route %s (%s): %s", route_str(w, buf, sizeof(buf)), d->v[i].what,
+			log_warnx("route %s (%s): %s", route_str(w, buf, sizeof(buf)), order[i]->what,
 				  strerror(-ret));
 			st->errors++;
 			continue;
 		}
 		log_info("route %s %s (%s)", have ? "replace" : "add",
-			 route_str(w, buf, sizeof(buf)), d->v[i].what);
+			 route_str(w, buf, sizeof(buf)), order[i]->what);
 		if (have)
 			st->replaced++;
 		else
@@ -259,6 +300,7 @@ int reconcile_routes(struct reconciler *rc, struct nl *nl, const struct agent_cf
 out:
 	free(pending);
 	free(matched);
+	free(order);
 	free(k.v);
 	return ret;
 }

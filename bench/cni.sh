@@ -10,9 +10,8 @@ NSP=lxb
 . tests/netns/lib.sh
 N=${1:-100}
 ROUNDS=${2:-3}
-DIR=$(mktemp -d /tmp/lxb.XXXXXX)
-CNI_DRIVER=$ROOT/build/tests/cni-driver
 trap cluster_down EXIT INT TERM
+cluster_dir
 REF=/usr/lib/cni
 
 larchd_start
@@ -40,7 +39,7 @@ cat >"$DIR/ref.conflist" <<EOF
  "ipam":{"type":"host-local","subnet":"10.99.0.0/16","dataDir":"$DIR/ipam"}}]}
 EOF
 
-echo "# machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -r)"
+machine
 echo "# $N pods per round, $ROUNDS rounds, ADD then DEL of every pod, through libcni"
 run() { # run NAME CONFLIST PATH
 	ns h11 env CNI_PATH="$3" CNI_CACHE_DIR="$DIR/cache" "$CNI_DRIVER" bench "$DIR/$2" "$NSP-p" "$N" |

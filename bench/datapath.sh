@@ -23,17 +23,7 @@ trap cluster_down EXIT INT TERM
 HOSTS="h11 h21"
 RESYNC=30
 
-fabric_only() { # the cluster of lib.sh with two hosts, one per rack
-	DIR=$(mktemp -d /tmp/lxp.XXXXXX)
-	CNI_DRIVER=$ROOT/build/tests/cni-driver
-	mkdir -p "$DIR/cni-cache"
-	larchd_start
-	topology
-	fabric_up
-	for h in $HOSTS; do agent_start "$h"; conflist "$h"; done
-	router_routes
-}
-fabric_only
+cluster_up
 pod_add h11 a t1 web
 pod_add h21 a t1 web
 A=$(pod_ip h21 a 4)
@@ -76,7 +66,7 @@ lat() { # lat CLIENT_NS DST: "p50 p99" in ms
 t=sorted(float(m.group(1)) for m in re.finditer(r"time=([0-9.]+)", sys.stdin.read()))
 print("%.3f %.3f" % (statistics.median(t), t[min(len(t)-1, int(0.99*len(t)))]))'
 }
-echo "# machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -r)"
+machine
 echo "# iperf3 TCP 1 stream ${T}s; ping $COUNT x 5 ms; $ROUNDS interleaved rounds"
 enc_before=$(for h in $HOSTS; do ns "$h" ip -d -o link show; done | grep -c vxlan || true)
 for r in $(seq 1 "$ROUNDS"); do

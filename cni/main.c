@@ -86,6 +86,23 @@ static bool version_ok(const char *v)
 	return false;
 }
 
+/* An optional integer field within [min, max]. */
+static int conf_int(json_t *root, const char *field, long min, long max, long *out, char *msg,
+		    size_t msglen)
+{
+	json_t *v = json_object_get(root, field);
+
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+		snprintf(msg, msglen, "network config: %s must be an integer %ld-%ld", field, min,
+			 max);
+		return -1;
+	}
+	*out = (long)json_integer_value(v);
+	return 0;
+}
+
 static int conf_load(struct conf *c, int *code, char *msg, size_t msglen)
 {
 	static const char *const known[] = {
@@ -149,34 +166,16 @@ static int conf_load(struct conf *c, int *code, char *msg, size_t msglen)
 	STR("token_file", token_file, false);
 	STR("agent_socket", agent_socket, false);
 #undef STR
-	struct {
-		const char *field;
-		unsigned long max, def;
-		unsigned long *out;
-	} nums[3];
-	unsigned long mtu = 0, proto = NL_PROTO_LARCH, timeout = 10000;
-	nums[0] = (typeof(nums[0])){"mtu", 65535, 0, &mtu};
-	nums[1] = (typeof(nums[0])){"route_protocol", 255, NL_PROTO_LARCH, &proto};
-	nums[2] = (typeof(nums[0])){"timeout_ms", 600000, 10000, &timeout};
-	for (size_t i = 0; i < 3; i++) {
-		v = json_object_get(c->root, nums[i].field);
-		if (!v)
-			continue;
-		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-		    (unsigned long)json_integer_value(v) > nums[i].max ||
-		    (!strcmp(nums[i].field, "mtu") && json_integer_value(v) &&
-		     json_integer_value(v) < 68)) {
-			*code = CNI_E_CONFIG;
-			snprintf(msg, msglen, "network config: %s must be an integer %s-%lu",
-				 nums[i].field, !strcmp(nums[i].field, "mtu") ? "68" : "0",
-				 nums[i].max);
-			return -1;
-		}
-		*nums[i].out = (unsigned long)json_integer_value(v);
+	long mtu = 0, proto = NL_PROTO_LARCH, timeout = 10000;
+	if (conf_int(c->root, "mtu", 68, 65535, &mtu, msg, msglen) < 0 ||
+	    conf_int(c->root, "route_protocol", 1, 255, &proto, msg, msglen) < 0 ||
+	    conf_int(c->root, "timeout_ms", 1, 600000, &timeout, msg, msglen) < 0) {
+		*code = CNI_E_CONFIG;
+		return -1;
 	}
 	c->mtu = (unsigned)mtu;
 	c->proto = (unsigned)proto;
-	c->timeout_ms = (long)timeout;
+	c->timeout_ms = timeout;
 	c->prev = json_object_get(c->root, "prevResult");
 	if (!c->server)
 		c->server = "unix:/run/larch/larchd.sock";
@@ -374,28 +373,46 @@ static json_t *result(const struct env *e, const struct pod_spec *ps, const stru
 			 routes, "dns");
 }
 
-static int cmd_add(struct conf *c, struct env *e)
+/*
+ * One request to larchd. Returns 0 with the answer in *status and *resp
+ * (the caller frees *resp); when larchd does not answer, prints the CNI
+ * error with `code` (11: try again later; 50 for STATUS) and returns the
+ * exit status.
+ */
+static int call(struct httpc *h, const char *method, const char *path, const json_t *body,
+		long *status, json_t **resp, int code)
 {
-	char msg[512], host[256];
-	struct httpc *h = larchd(c, msg, sizeof(msg));
+	struct error err = {0};
+
+	*resp = NULL;
+	if (httpc_request(h, method, path, body, status, resp, &err) < 0)
+		return fail(code, "larchd is not reachable", err.msg);
+	return 0;
+}
+
+static char *endpoint_path(char *buf, size_t len, const char *handle)
+{
+	snprintf(buf, len, "/v1/endpoints/%s", handle);
+	return buf;
+}
+
+static int cmd_add(struct conf *c, struct env *e, struct httpc *h)
+{
+	char host[256], path[600];
 	struct pod_spec ps = {.handle = e->handle, .netns = e->netns, .ifname = e->ifname,
 			      .mtu = c->mtu, .proto = (uint8_t)c->proto};
+	const char *tenant = e->tenant[0] ? e->tenant : c->tenant;
+	const char *segment = e->segment[0] ? e->segment : c->segment;
 	struct pod_result r = {0};
 	struct error err = {0};
-	json_t *body, *resp = NULL;
+	json_t *body, *resp = NULL, *res;
 	long status;
 	int ret;
 
-	if (!h)
-		return fail(CNI_E_CONFIG, "server", msg);
-	const char *tenant = e->tenant[0] ? e->tenant : c->tenant;
-	const char *segment = e->segment[0] ? e->segment : c->segment;
-	if (!tenant || !segment) {
-		httpc_free(h);
+	if (!tenant || !segment)
 		return fail(CNI_E_CONFIG, "network config: tenant and segment are required",
 			    "set them in the config or per pod in CNI_ARGS (LARCH_TENANT, "
 			    "LARCH_SEGMENT)");
-	}
 	body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s}}", "handle", e->handle, "tenant",
 			 tenant, "segment", segment, "host", host_name(c, host, sizeof(host)),
 			 "kind", "pod", "interface", e->ifname, "labels",
@@ -404,12 +421,10 @@ static int cmd_add(struct conf *c, struct env *e)
 		json_object_set_new(body, "name", json_string(e->pod_name));
 	if (e->pod_namespace[0])
 		json_object_set_new(body, "namespace", json_string(e->pod_namespace));
-	ret = httpc_request(h, "POST", "/v1/endpoints", body, &status, &resp, &err);
+	ret = call(h, "POST", "/v1/endpoints", body, &status, &resp, CNI_E_AGAIN);
 	json_decref(body);
-	if (ret < 0) {
-		httpc_free(h);
-		return fail(CNI_E_AGAIN, "larchd is not reachable", err.msg);
-	}
+	if (ret)
+		return ret;
 	if (status != 200 && status != 201) {
 		ret = larchd_error(status, resp, "the allocation");
 		goto out;
@@ -419,149 +434,130 @@ static int cmd_add(struct conf *c, struct env *e)
 		goto out;
 	}
 	if (pod_add(&ps, &r, &err) < 0) {
-		int code = err.status == 404 ? CNI_E_CONTAINER : CNI_E_IO;
-		char path[600];
 		json_t *dresp = NULL;
 
 		/* Give the addresses back: the runtime may never call DEL. */
-		snprintf(path, sizeof(path), "/v1/endpoints/%s", e->handle);
-		httpc_request(h, "DELETE", path, NULL, &status, &dresp, NULL);
+		httpc_request(h, "DELETE", endpoint_path(path, sizeof(path), e->handle), NULL,
+			      &status, &dresp, NULL);
 		json_decref(dresp);
-		ret = fail(code, "wiring the pod failed", err.msg);
+		ret = fail(err.status == 404 ? CNI_E_CONTAINER : CNI_E_IO, "wiring the pod failed",
+			   err.msg);
 		goto out;
 	}
 	agent_nudge(c);
-	json_t *res = result(e, &ps, &r);
+	res = result(e, &ps, &r);
 	json_dumpf(res, stdout, JSON_INDENT(2));
 	fputc('\n', stdout);
 	json_decref(res);
-	ret = 0;
 out:
 	json_decref(resp);
-	httpc_free(h);
 	return ret;
 }
 
-static int cmd_del(struct conf *c, struct env *e)
+static int cmd_del(struct conf *c, struct env *e, struct httpc *h)
 {
-	char msg[512], path[600];
-	struct httpc *h = larchd(c, msg, sizeof(msg));
-	struct error err = {0};
-	json_t *resp = NULL;
+	char path[600];
+	json_t *resp;
 	long status;
-	int ret;
+	int ret = pod_del(e->handle);
 
-	if (!h)
-		return fail(CNI_E_CONFIG, "server", msg);
-	ret = pod_del(e->handle);
-	if (ret < 0) {
-		httpc_free(h);
+	if (ret < 0)
 		return fail(CNI_E_IO, "removing the pod's veth failed", strerror(-ret));
-	}
-	snprintf(path, sizeof(path), "/v1/endpoints/%s", e->handle);
-	ret = httpc_request(h, "DELETE", path, NULL, &status, &resp, &err);
-	if (ret < 0) {
-		ret = fail(CNI_E_AGAIN, "larchd is not reachable", err.msg);
-	} else if (status != 204 && status != 200 && status != 404) {
+	ret = call(h, "DELETE", endpoint_path(path, sizeof(path), e->handle), NULL, &status, &resp,
+		   CNI_E_AGAIN);
+	if (ret)
+		return ret;
+	if (status != 204 && status != 200 && status != 404)
 		ret = larchd_error(status, resp, "the release");
-	} else {
+	else
 		agent_nudge(c);
-		ret = 0;
-	}
 	json_decref(resp);
-	httpc_free(h);
 	return ret;
 }
 
-static int cmd_check(struct conf *c, struct env *e)
+/* prevResult must name exactly the addresses larchd holds. */
+static int check_prev(json_t *prev, const struct pod_spec *ps)
 {
-	char msg[512], path[600];
-	struct httpc *h = larchd(c, msg, sizeof(msg));
-	struct pod_spec ps = {.handle = e->handle, .netns = e->netns, .ifname = e->ifname};
-	struct error err = {0};
-	json_t *resp = NULL, *ip;
-	long status;
+	json_t *ips = json_object_get(prev, "ips"), *ip;
 	size_t i;
-	int ret;
 
-	if (!h)
-		return fail(CNI_E_CONFIG, "server", msg);
-	if (!c->prev || !json_is_object(c->prev)) {
-		ret = fail(CNI_E_CONFIG, "CHECK needs prevResult in the network config", NULL);
-		goto out;
-	}
-	snprintf(path, sizeof(path), "/v1/endpoints/%s", e->handle);
-	if (httpc_request(h, "GET", path, NULL, &status, &resp, &err) < 0) {
-		ret = fail(CNI_E_AGAIN, "larchd is not reachable", err.msg);
-		goto out;
-	}
-	if (status != 200) {
-		ret = larchd_error(status, resp, "the endpoint lookup");
-		goto out;
-	}
-	if (addrs_of(resp, &ps) < 0) {
-		ret = fail(CNI_E_LARCH, "larchd gave an unreadable endpoint", httpc_body(h));
-		goto out;
-	}
-	/* prevResult must name exactly the addresses larchd holds. */
-	size_t nprev = json_array_size(json_object_get(c->prev, "ips"));
-	json_array_foreach(json_object_get(c->prev, "ips"), i, ip) {
+	json_array_foreach(ips, i, ip) {
 		const char *s = json_string_value(json_object_get(ip, "address"));
 		struct prefix p;
 		bool found = false;
 
-		if (!s || prefix_parse(s, &p, 0, "address", NULL) < 0) {
-			ret = fail(CNI_E_DECODE, "prevResult: ips[].address is not a prefix", s);
-			goto out;
-		}
-		for (size_t k = 0; k < ps.naddrs; k++)
-			found |= ps.addrs[k].family == p.family && ps.addrs[k].addr == p.addr;
-		if (!found) {
-			ret = fail(CNI_E_LARCH, "prevResult names an address larchd does not hold", s);
-			goto out;
-		}
+		if (!s || prefix_parse(s, &p, 0, "address", NULL) < 0)
+			return fail(CNI_E_DECODE, "prevResult: ips[].address is not a prefix", s);
+		for (size_t k = 0; k < ps->naddrs; k++)
+			found |= ps->addrs[k].family == p.family && ps->addrs[k].addr == p.addr;
+		if (!found)
+			return fail(CNI_E_LARCH, "prevResult names an address larchd does not hold", s);
 	}
-	if (nprev != ps.naddrs) {
-		ret = fail(CNI_E_LARCH, "prevResult and larchd disagree on the number of addresses",
-			   NULL);
-		goto out;
-	}
-	if (pod_check(&ps, &err) < 0) {
+	if (json_array_size(ips) != ps->naddrs)
+		return fail(CNI_E_LARCH, "prevResult and larchd disagree on the number of addresses",
+			    NULL);
+	return 0;
+}
+
+static int cmd_check(struct conf *c, struct env *e, struct httpc *h)
+{
+	char path[600];
+	struct pod_spec ps = {.handle = e->handle, .netns = e->netns, .ifname = e->ifname};
+	struct error err = {0};
+	json_t *resp;
+	long status;
+	int ret;
+
+	if (!json_is_object(c->prev))
+		return fail(CNI_E_CONFIG, "CHECK needs prevResult in the network config", NULL);
+	ret = call(h, "GET", endpoint_path(path, sizeof(path), e->handle), NULL, &status, &resp,
+		   CNI_E_AGAIN);
+	if (ret)
+		return ret;
+	if (status != 200)
+		ret = larchd_error(status, resp, "the endpoint lookup");
+	else if (addrs_of(resp, &ps) < 0)
+		ret = fail(CNI_E_LARCH, "larchd gave an unreadable endpoint", httpc_body(h));
+	else if (!(ret = check_prev(c->prev, &ps)) && pod_check(&ps, &err) < 0)
 		ret = fail(CNI_E_LARCH, "the pod's wiring is broken", err.msg);
-		goto out;
-	}
-	ret = 0;
-out:
 	json_decref(resp);
-	httpc_free(h);
 	return ret;
+}
+
+static bool attachment_listed(json_t *valid, const char *handle)
+{
+	json_t *att;
+	size_t k;
+
+	json_array_foreach(valid, k, att) {
+		const char *id = json_string_value(json_object_get(att, "containerID"));
+		const char *ifn = json_string_value(json_object_get(att, "ifname"));
+		size_t n = id ? strlen(id) : 0;
+
+		if (id && ifn && !strncmp(handle, id, n) && handle[n] == ':' &&
+		    !strcmp(handle + n + 1, ifn))
+			return true;
+	}
+	return false;
 }
 
 /* GC (1.1): every endpoint this network created on this host whose
  * attachment the runtime no longer lists is released and unwired. */
-static int cmd_gc(struct conf *c, struct env *e)
+static int cmd_gc(struct conf *c, struct env *e, struct httpc *h)
 {
-	char msg[512], host[256], path[600];
-	struct httpc *h = larchd(c, msg, sizeof(msg));
+	char host[256], path[600];
 	json_t *valid = json_object_get(c->root, "cni.dev/valid-attachments");
-	struct error err = {0};
-	json_t *resp = NULL, *ep, *att;
+	json_t *resp, *ep;
 	long status;
-	size_t i, k;
-	int ret = 0;
+	size_t i;
+	int ret;
 
 	(void)e;
-	if (!h)
-		return fail(CNI_E_CONFIG, "server", msg);
-	if (valid && !json_is_array(valid)) {
-		httpc_free(h);
+	if (valid && !json_is_array(valid))
 		return fail(CNI_E_CONFIG, "cni.dev/valid-attachments must be an array", NULL);
-	}
 	snprintf(path, sizeof(path), "/v1/endpoints?host=%s", host_name(c, host, sizeof(host)));
-	if (httpc_request(h, "GET", path, NULL, &status, &resp, &err) < 0) {
-		httpc_free(h);
-		return fail(CNI_E_AGAIN, "larchd is not reachable", err.msg);
-	}
+	if ((ret = call(h, "GET", path, NULL, &status, &resp, CNI_E_AGAIN)))
+		return ret;
 	if (status != 200) {
 		ret = larchd_error(status, resp, "the endpoint list");
 		goto out;
@@ -570,62 +566,43 @@ static int cmd_gc(struct conf *c, struct env *e)
 		const char *handle = json_string_value(json_object_get(ep, "handle"));
 		const char *net = json_string_value(
 			json_object_get(json_object_get(ep, "labels"), "cni.larch.io/network"));
-		bool keep = false;
-		json_t *dresp = NULL;
+		json_t *dresp;
 
-		if (!handle || !net || strcmp(net, c->name))
-			continue;
-		json_array_foreach(valid, k, att) {
-			const char *id = json_string_value(json_object_get(att, "containerID"));
-			const char *ifn = json_string_value(json_object_get(att, "ifname"));
-			char hd[512];
-
-			snprintf(hd, sizeof(hd), "%s:%s", id ? id : "", ifn ? ifn : "");
-			keep |= !strcmp(hd, handle);
-		}
-		if (keep)
+		if (!handle || !net || strcmp(net, c->name) || attachment_listed(valid, handle))
 			continue;
 		pod_del(handle);
-		snprintf(path, sizeof(path), "/v1/endpoints/%s", handle);
-		if (httpc_request(h, "DELETE", path, NULL, &status, &dresp, &err) < 0) {
-			json_decref(dresp);
-			ret = fail(CNI_E_AGAIN, "larchd is not reachable", err.msg);
-			goto out;
-		}
+		ret = call(h, "DELETE", endpoint_path(path, sizeof(path), handle), NULL, &status,
+			   &dresp, CNI_E_AGAIN);
 		json_decref(dresp);
+		if (ret)
+			goto out;
 		fprintf(stderr, "larch-cni: gc: released %s\n", handle);
 	}
 	agent_nudge(c);
 out:
 	json_decref(resp);
-	httpc_free(h);
 	return ret;
 }
 
-static int cmd_status(struct conf *c, struct env *e)
+static int cmd_status(struct conf *c, struct env *e, struct httpc *h)
 {
-	char msg[512];
-	struct httpc *h = larchd(c, msg, sizeof(msg));
-	struct error err = {0};
-	json_t *resp = NULL;
+	json_t *resp;
 	long status;
-	int ret = 0;
+	int ret;
 
+	(void)c;
 	(void)e;
-	if (!h)
-		return fail(CNI_E_CONFIG, "server", msg);
-	if (httpc_request(h, "GET", "/healthz", NULL, &status, &resp, &err) < 0)
-		ret = fail(CNI_E_UNAVAILABLE, "larchd is not reachable", err.msg);
-	else if (status != 200)
+	if ((ret = call(h, "GET", "/healthz", NULL, &status, &resp, CNI_E_UNAVAILABLE)))
+		return ret;
+	if (status != 200)
 		ret = fail(CNI_E_UNAVAILABLE, "larchd is not healthy", httpc_body(h));
 	json_decref(resp);
-	httpc_free(h);
 	return ret;
 }
 
 static const struct {
 	const char *name;
-	int (*fn)(struct conf *, struct env *);
+	int (*fn)(struct conf *, struct env *, struct httpc *);
 	bool need_container, need_netns;
 } commands[] = {
 	{"ADD", cmd_add, true, true},
@@ -654,6 +631,7 @@ int main(void)
 	const char *command = getenv("CNI_COMMAND");
 	struct conf c = {0};
 	struct env e = {0};
+	struct httpc *h;
 	char msg[600];
 	int code, ret;
 
@@ -671,10 +649,13 @@ int main(void)
 		}
 		if (commands[i].need_container &&
 		    env_load(&e, commands[i].need_netns, msg, sizeof(msg)) < 0) {
-			json_decref(c.root);
-			return fail(CNI_E_ENV, msg, NULL);
+			ret = fail(CNI_E_ENV, msg, NULL);
+		} else if (!(h = larchd(&c, msg, sizeof(msg)))) {
+			ret = fail(CNI_E_CONFIG, "server", msg);
+		} else {
+			ret = commands[i].fn(&c, &e, h);
+			httpc_free(h);
 		}
-		ret = commands[i].fn(&c, &e);
 		json_decref(c.root);
 		return ret;
 	}

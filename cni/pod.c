@@ -250,63 +250,51 @@ static int route_find_cb(const struct nl_route *r, void *arg)
 	return 0;
 }
 
-static int check_inside(const struct pod_spec *ps, uint8_t *mac, struct error *err)
+/*
+ * Every pod address must have a host-length route through ifname in table
+ * (the host route in main; in the pod, the kernel's local route of an
+ * address configured on the interface). `what` words the error.
+ */
+static int routes_present(const struct pod_spec *ps, const char *ifname, uint32_t table,
+			  const char *what, struct error *err)
 {
-	(void)mac;
-
-	if (!if_nametoindex(ps->ifname))
-		return error_set(err, ENODEV, 404, "check", "CNI_IFNAME", ps->ifname,
-				 "%s: no such interface in %s", ps->ifname, ps->netns);
-	/* Each address must be on the interface: the kernel routes a local
-	 * address through the local table, so look there. */
+	int oif = (int)if_nametoindex(ifname);
 	struct nl *nl;
-	int ret = nl_open(&nl);
+	int ret;
 
-	if (ret < 0)
+	if (!oif)
+		return error_set(err, ENODEV, 404, "check", "interface", ifname,
+				 "%s: no such interface (%s)", ifname, what);
+	if ((ret = nl_open(&nl)) < 0)
 		return error_set(err, -ret, 500, "io", "", "", "netlink: %s", strerror(-ret));
 	for (size_t i = 0; i < ps->naddrs && !ret; i++) {
 		struct prefix a = ps->addrs[i];
-		struct route_find f = {&a, 0, 255 /* local */, false};
+		struct route_find f = {&a, oif, table, false};
 		char b[PREFIX_STRLEN];
 
 		a.len = (uint8_t)prefix_bits(a.family);
-		f.oif = (int)if_nametoindex(ps->ifname);
 		ret = nl_route_dump(nl, a.family, route_find_cb, &f);
 		if (!ret && !f.found)
 			ret = error_set(err, ENOENT, 404, "check", "ips", prefix_fmt(&a, b),
-					"%s: address missing on %s in the pod", b, ps->ifname);
+					"%s: missing on %s (%s)", b, ifname, what);
 	}
 	nl_close(nl);
 	return ret;
 }
 
+static int check_inside(const struct pod_spec *ps, uint8_t *mac, struct error *err)
+{
+	(void)mac;
+	return routes_present(ps, ps->ifname, 255 /* local */, "the pod's address", err);
+}
+
 int pod_check(const struct pod_spec *ps, struct error *err)
 {
 	char ifname[IFNAMSIZ];
-	struct nl *nl;
-	int ifindex, ret;
 	uint8_t mac[6];
+	int ret;
 
 	wire_host_ifname(ps->handle, ifname);
-	ifindex = (int)if_nametoindex(ifname);
-	if (!ifindex)
-		return error_set(err, ENODEV, 404, "check", "interface", ifname,
-				 "%s: the pod's host interface is missing", ifname);
-	if ((ret = nl_open(&nl)) < 0)
-		return error_set(err, -ret, 500, "io", "", "", "netlink: %s", strerror(-ret));
-	for (size_t i = 0; i < ps->naddrs && !ret; i++) {
-		struct prefix a = ps->addrs[i];
-		struct route_find f = {&a, ifindex, 254 /* main */, false};
-		char b[PREFIX_STRLEN];
-
-		a.len = (uint8_t)prefix_bits(a.family);
-		ret = nl_route_dump(nl, a.family, route_find_cb, &f);
-		if (!ret && !f.found)
-			ret = error_set(err, ENOENT, 404, "check", "routes", prefix_fmt(&a, b),
-					"%s: no host route through %s", b, ifname);
-	}
-	nl_close(nl);
-	if (ret < 0)
-		return ret;
-	return in_netns(ps->netns, check_inside, ps, mac, err);
+	ret = routes_present(ps, ifname, 254 /* main */, "the host route to the pod", err);
+	return ret < 0 ? ret : in_netns(ps->netns, check_inside, ps, mac, err);
 }

@@ -261,26 +261,27 @@ int nl_veth_add(struct nl *nl, const char *name, const char *peer, int netns_fd,
 	return nl_talk(nl, nlh, NULL, NULL);
 }
 
-int nl_link_del(struct nl *nl, int ifindex)
+/* A request about one link by index: delete it, or change its flags. */
+static int link_msg(struct nl *nl, uint16_t type, int ifindex, unsigned flags, unsigned change)
 {
-	struct nlmsghdr *nlh = nl_msg(nl, RTM_DELLINK, NLM_F_ACK);
+	struct nlmsghdr *nlh = nl_msg(nl, type, NLM_F_ACK);
 	struct ifinfomsg *ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
 
 	ifm->ifi_family = AF_UNSPEC;
 	ifm->ifi_index = ifindex;
+	ifm->ifi_flags = flags;
+	ifm->ifi_change = change;
 	return nl_talk(nl, nlh, NULL, NULL);
+}
+
+int nl_link_del(struct nl *nl, int ifindex)
+{
+	return link_msg(nl, RTM_DELLINK, ifindex, 0, 0);
 }
 
 int nl_link_up(struct nl *nl, int ifindex)
 {
-	struct nlmsghdr *nlh = nl_msg(nl, RTM_NEWLINK, NLM_F_ACK);
-	struct ifinfomsg *ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
-
-	ifm->ifi_family = AF_UNSPEC;
-	ifm->ifi_index = ifindex;
-	ifm->ifi_flags = IFF_UP;
-	ifm->ifi_change = IFF_UP;
-	return nl_talk(nl, nlh, NULL, NULL);
+	return link_msg(nl, RTM_NEWLINK, ifindex, IFF_UP, IFF_UP);
 }
 
 struct link_ctx {

@@ -35,9 +35,10 @@ larchctl() { "$BIN/larchctl" --server "unix:$DIR/larchd.sock" "$@"; }
 cluster_down() {
 	local n pid
 	set +e # runs from a trap: clean up everything even if one step fails
-	for pid in $(cat "$DIR"/*.pid 2>/dev/null); do kill "$pid" 2>/dev/null; done
+	# one file at a time: iperf3's pid files end without a newline
+	for pid in "$DIR"/*.pid; do [ -f "$pid" ] && kill "$(cat "$pid")" 2>/dev/null; done
 	sleep 0.2
-	for pid in $(cat "$DIR"/*.pid 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+	for pid in "$DIR"/*.pid; do [ -f "$pid" ] && kill -9 "$(cat "$pid")" 2>/dev/null; done
 	for n in $(ip netns list | awk '{print $1}' | grep "^$NSP-"); do
 		ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null
 		ip netns del "$n" 2>/dev/null
@@ -202,10 +203,21 @@ router_routes() {
 	done
 }
 
-cluster_up() {
+# cluster_dir: the run's directory (mktemp unless DIR is set) and the libcni
+# runtime to drive larch-cni with
+cluster_dir() {
 	DIR=${DIR:-$(mktemp -d "/tmp/$NSP.XXXXXX")}
 	CNI_DRIVER=${CNI_DRIVER:-$ROOT/build/tests/cni-driver}
 	mkdir -p "$DIR/cni-cache"
+}
+
+# the machine line every benchmark prints first
+machine() {
+	echo "# machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -r)"
+}
+
+cluster_up() {
+	cluster_dir
 	larchd_start
 	topology
 	fabric_up

@@ -8,14 +8,7 @@ cd "$(dirname "$0")/../.."
 . tests/netns/lib.sh
 trap cluster_down EXIT INT TERM
 
-tapn=0
-fails=0
-ok() { tapn=$((tapn + 1)); echo "ok $tapn - $1"; }
-not_ok() { tapn=$((tapn + 1)); fails=$((fails + 1)); echo "not ok $tapn - $1"; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
-diag() { sed 's/^/# /'; }
-# wait_for SECONDS CMD...: polls CMD every 0.1 s, at most SECONDS
-wait_for() { local end=$((SECONDS + $1)); shift; until "$@"; do [ $SECONDS -lt $end ] || return 1; sleep 0.1; done; }
+. tests/netns/tap.sh
 
 cluster_up || { echo "Bail out! cluster did not come up"; exit 1; }
 ok "cluster up: larchd, 4 agents, router, 2 rack bridges"
@@ -79,8 +72,8 @@ check "no encapsulation interface on any host or the router" [ "$enc" -eq 0 ]
 
 routes_ok=true
 for h in $HOSTS; do
-	tests/netns/routes.py "$DIR/larchd.sock" "$h" "$NSP" | diag
-	tests/netns/routes.py "$DIR/larchd.sock" "$h" "$NSP" >/dev/null || routes_ok=false
+	tests/netns/routes.py "$DIR/larchd.sock" "$h" "$NSP" >"$DIR/routes-$h" || routes_ok=false
+	diag <"$DIR/routes-$h"
 done
 check "each host holds its endpoints, its blocks, its rack peers' blocks and one route per other rack" $routes_ok
 rt4=$(ns rt ip -4 route show | grep -vc 'proto kernel')
@@ -153,5 +146,4 @@ check "the routes stay after the agents stop" [ "$(ns h11 ip -4 route show proto
 larchd_stop
 check "no sanitizer report in any log" bash -c "! grep -l 'Sanitizer\|runtime error' $DIR/*.log"
 
-echo "1..$tapn"
-[ $fails -eq 0 ]
+tap_end

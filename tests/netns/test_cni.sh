@@ -6,21 +6,15 @@ set -u
 cd "$(dirname "$0")/../.."
 NSP=${NSP:-lxc}
 . tests/netns/lib.sh
-DIR=$(mktemp -d "/tmp/$NSP.XXXXXX")
-CNI_DRIVER=${CNI_DRIVER:-$ROOT/build/tests/cni-driver}
 trap cluster_down EXIT INT TERM
+cluster_dir
 
-tapn=0
-fails=0
-ok() { tapn=$((tapn + 1)); echo "ok $tapn - $1"; }
-not_ok() { tapn=$((tapn + 1)); fails=$((fails + 1)); echo "not ok $tapn - $1"; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+. tests/netns/tap.sh
 
 larchd_start
 topology
 larchctl host create h1 --address 192.0.2.1 --group rack1 >/dev/null
 ip netns add "$NSP-h1"
-mkdir -p "$DIR/cni-cache"
 
 conf() { # conf VERSION [extra JSON members]
 	echo "{\"cniVersion\":\"$1\",\"name\":\"larch\",\"type\":\"larch-cni\",\"server\":\"unix:$DIR/larchd.sock\",\"host\":\"h1\",\"tenant\":\"t1\",\"segment\":\"web\"${2:+,$2}}"
@@ -94,5 +88,4 @@ conf 1.1.0 | cni DEL g2 "/run/netns/$NSP-g2"; expect_code 11 "DEL with larchd do
 
 check "no sanitizer report in any log" bash -c "! grep -l 'Sanitizer\|runtime error' $DIR/*.log"
 
-echo "1..$tapn"
-[ $fails -eq 0 ]
+tap_end
