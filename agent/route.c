@@ -231,8 +231,10 @@ int reconcile_routes(struct reconciler *rc, struct nl *nl, const struct agent_cf
 	}
 	for (size_t i = 0; i < d->n; i++)
 		order[i] = &d->v[i];
-	qsort(order, d->n, sizeof(*order), want_qcmp);
-	qsort(k.v, k.n, sizeof(*k.v), route_qcmp);
+	if (d->n)
+		qsort(order, d->n, sizeof(*order), want_qcmp);
+	if (k.n) /* k.v is NULL when the kernel has none of our routes */
+		qsort(k.v, k.n, sizeof(*k.v), route_qcmp);
 	for (size_t i = 0, j = 0; i < d->n; i++) {
 		const struct nl_route *w = &order[i]->r;
 		const struct nl_route *have = NULL;

@@ -221,7 +221,7 @@ cluster_up() {
 	larchd_start
 	topology
 	fabric_up
-	for h in $HOSTS; do agent_start "$h"; conflist "$h"; done
+	for h in $HOSTS; do agent_start "$h" || return 1; conflist "$h"; done
 	router_routes
 }
 
