@@ -99,6 +99,12 @@ static struct MHD_Daemon *tcp_daemon, *unix_daemon;
 /* Set at shutdown: nothing is suspended any more (MHD must not stop with a
  * suspended connection), long-polls answer at once, connections close. */
 static atomic_bool stopping;
+/* Connections suspended and not yet back in on_request: MHD aborts if it
+ * stops while one is still suspended, so http_stop waits for this to be 0. */
+static atomic_int parked;
+/* Calls of on_request under way (one may have seen `stopping` false and be
+ * about to park). */
+static atomic_int inflight;
 static int unix_fd = -1;
 static char *unix_path;
 
@@ -291,13 +297,14 @@ static void park(struct MHD_Connection *conn, struct conn_state *cs, enum conn_p
 	cs->phase = phase;
 	cs->w.fn = resume;
 	cs->w.arg = conn;
+	atomic_fetch_add(&parked, 1);
 	/* suspend before registering: the commit thread may fire at once */
 	MHD_suspend_connection(conn);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version,
-				  const char *upload_data, size_t *upload_data_size, void **con_cls)
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+			      const char *method, const char *version,
+			      const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
 	struct larchd *d = cls;
 	struct conn_state *cs = *con_cls;
@@ -341,6 +348,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	rq.conn = conn;
 	rq.body = cs->body;
 	rq.body_len = cs->len;
+	if (cs->phase != P_REQUEST)
+		atomic_fetch_sub(&parked, 1); /* back from park() */
 	if (cs->phase == P_COMMIT) {
 		/* resumed: the ticket is durable (at shutdown, a waiter that could
 		 * not be registered is resumed at once: wait here), send the answer */
@@ -381,6 +390,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	return answer(d, cs, &rq);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version,
+				  const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	enum MHD_Result r;
+
+	atomic_fetch_add(&inflight, 1);
+	r = handle(cls, conn, url, method, version, upload_data, upload_data_size, con_cls);
+	atomic_fetch_sub(&inflight, 1);
+	return r;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -513,16 +534,17 @@ int http_start(struct larchd *d)
 
 void http_stop(struct larchd *d)
 {
-	/* take no new connections, let every held answer go out and end the
-	 * long-polls, so nothing is left suspended when MHD stops */
+	/* let every held answer go out and end the long-polls, so nothing is
+	 * left suspended when MHD stops (it aborts if one is). No quiesce:
+	 * MHD 0.9.75's MHD_quiesce_daemon races its own epoll workers and can
+	 * abort; a request that arrives now is answered without parking. */
 	atomic_store(&stopping, true);
-	if (tcp_daemon)
-		MHD_quiesce_daemon(tcp_daemon);
-	if (unix_daemon)
-		MHD_quiesce_daemon(unix_daemon);
 	commit_drain(d->commit);
 	commit_expire(d->commit, 0, true);
-	usleep(100 * 1000);
+	for (int i = 0; i < 10000 && (atomic_load(&parked) > 0 || atomic_load(&inflight) > 0); i++)
+		usleep(1000);
+	if (atomic_load(&parked) > 0)
+		log_warnx("stopping with %d connections still suspended", atomic_load(&parked));
 	if (tcp_daemon)
 		MHD_stop_daemon(tcp_daemon);
 	if (unix_daemon)

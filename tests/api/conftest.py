@@ -227,7 +227,8 @@ class Larchd:
                     mark, text[max(0, i - 200):i + 3000]))
                 break
         if self.problems:
-            self.problems.append("log: %s" % self.logpath)
+            # the tail says why (a library's fatal message, an abort)
+            self.problems.append("log: %s, ending:\n%s" % (self.logpath, text[-3000:]))
         return self.problems
 
 
