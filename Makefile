@@ -50,7 +50,7 @@ BINS     := $(BUILD)/bin/larchd $(BUILD)/bin/larchctl $(BUILD)/bin/larch-cni \
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all check unit unit-san api api-san netns netns-san demo bench deps clean
+.PHONY: all check unit unit-san api api-san netns netns-san policy demo bench deps clean
 .SECONDARY:
 all: $(BINS)
 
@@ -123,6 +123,11 @@ netns: $(BINS) $(BUILD)/tests/cni-driver
 	$(Q)set -e; for t in tests/netns/test_*.sh; do echo "== $$t"; \
 		LARCH_BIN=$(abspath $(BUILD)/bin) CNI_DRIVER=$(abspath $(BUILD)/tests/cni-driver) $$t; done
 
+# Golden tests of the policy compiler (root: nft checks each ruleset in a
+# namespace of its own).
+policy: $(BINS)
+	$(Q)LARCH_BIN=$(abspath $(BUILD)/bin) tests/policy/test_golden.sh
+
 # The same with larchd, the agent and larch-cni built with ASan+UBSan.
 netns-san: $(BUILD)/tests/cni-driver
 	$(Q)$(MAKE) --no-print-directory BUILD=build/san SANITIZE=address,undefined OPT="-O1 -g" all
@@ -135,6 +140,8 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory unit-san
 	$(Q)$(MAKE) --no-print-directory api
 	$(Q)$(MAKE) --no-print-directory api-san
+	$(Q)$(MAKE) --no-print-directory policy
+	$(Q)$(MAKE) --no-print-directory BUILD=build/san SANITIZE=address,undefined OPT="-O1 -g" policy
 	$(Q)$(MAKE) --no-print-directory netns
 	$(Q)$(MAKE) --no-print-directory netns-san
 

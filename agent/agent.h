@@ -51,4 +51,12 @@ int reconcile_connected(struct nl *nl, struct agent_cfg *cfg);
 int reconcile_routes(struct reconciler *rc, struct nl *nl, const struct agent_cfg *cfg,
 		     const struct desired *d, struct route_stats *st);
 
+/* firewall.c */
+struct error;
+/* state: {"tenants", "blocks", "hosts", "endpoints", "policies", "namespaces"}, each
+ * larchd's list answer ({"items": [...]}). Returns the ruleset (malloc'd). */
+char *fw_render(json_t *state, const char *host, const char *table, size_t *nlocal,
+		struct error *err);
+int fw_apply_nft(const char *nft, const char *text, char *errbuf, size_t errlen);
+
 #endif

@@ -14,6 +14,10 @@
  * changes nothing in the kernel: the first pass finds every route in place.
  *
  * The socket also serves GET /healthz, GET /v1/status and GET /metrics.
+ *
+ * With --firewall nft (the default) each pass also compiles larchd's policy
+ * for this host's endpoints (firewall.c) and, when the ruleset changed or a
+ * resync is due, replaces the agent's nftables table in one transaction.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -39,14 +43,20 @@
 struct opts {
 	const char *server, *token_file, *host, *address, *group, *uplink, *socket_path;
 	const char *nh4, *nh6;
+	const char *firewall, *table, *render, *nft;
 	unsigned resync, proto;
 	bool once, debug;
 };
 
 static struct opts o = {.server = "unix:/run/larch/larchd.sock",
 			.socket_path = "/run/larch/agent.sock",
+			.firewall = "nft",
+			.table = "larch",
+			.nft = "nft",
 			.resync = 30,
 			.proto = NL_PROTO_LARCH};
+/* The ruleset in force (what the last successful apply sent). */
+static char *fw_last;
 static char token[512];
 static struct agent_cfg base_cfg;
 static volatile sig_atomic_t stopping;
@@ -60,6 +70,8 @@ static struct {
 	_Atomic unsigned long routes, revision, missing_ifaces;
 	_Atomic double last_pass_seconds;
 	_Atomic long last_ok;   /* unix time of the last successful pass */
+	_Atomic unsigned long fw_applies, fw_errors, fw_endpoints, fw_bytes;
+	_Atomic double fw_compile_seconds, fw_apply_seconds;
 } m;
 
 /* The handles of this host's endpoints at the last pass (feed filter). */
@@ -90,6 +102,12 @@ static void usage(FILE *f)
 		"  -S, --socket PATH       the agent's unix socket for larch-cni (default %s)\n"
 		"  -r, --resync SECS       full reconcile period (default 30)\n"
 		"  -p, --route-protocol N  rtm_protocol of the agent's routes (default %d)\n"
+		"  -f, --firewall KIND     nft (default): enforce larchd's policy with nftables;\n"
+		"                          none: routes only\n"
+		"      --table NAME        the agent's nftables table (inet family, default larch)\n"
+		"      --render FILE       print the ruleset for --host from FILE (a JSON object of\n"
+		"                          larchd's tenants, blocks, hosts, endpoints, policies,\n"
+		"                          namespaces lists) and exit\n"
 		"      --once              reconcile once and exit (0 on success)\n"
 		"  -v, --debug             debug logging\n"
 		"  -h, --help              this text\n",
@@ -103,14 +121,15 @@ static int parse_opts(int argc, char **argv)
 		{"address", 1, 0, 'a'}, {"group", 1, 0, 'g'}, {"uplink", 1, 0, 'u'},
 		{"next-hop", 1, 0, 'n'}, {"socket", 1, 0, 'S'}, {"resync", 1, 0, 'r'},
 		{"route-protocol", 1, 0, 'p'}, {"once", 0, 0, 'O'}, {"debug", 0, 0, 'v'},
-		{"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+		{"help", 0, 0, 'h'}, {"firewall", 1, 0, 'f'}, {"table", 1, 0, 'T'},
+		{"render", 1, 0, 'R'}, {0, 0, 0, 0}};
 	int c;
 	char *end;
 	struct prefix p;
 	struct error err = {0};
 	unsigned long v;
 
-	while ((c = getopt_long(argc, argv, "s:t:H:a:g:u:n:S:r:p:vh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:t:H:a:g:u:n:S:r:p:f:vh", lo, NULL)) != -1) {
 		switch (c) {
 		case 's': o.server = optarg; break;
 		case 't': o.token_file = optarg; break;
@@ -120,6 +139,16 @@ static int parse_opts(int argc, char **argv)
 		case 'u': o.uplink = optarg; break;
 		case 'S': o.socket_path = optarg; break;
 		case 'O': o.once = true; break;
+		case 'T': o.table = optarg; break;
+		case 'R': o.render = optarg; break;
+		case 'f':
+			if (strcmp(optarg, "nft") && strcmp(optarg, "none")) {
+				fprintf(stderr, "larch-agent: --firewall %s: must be nft or none "
+						"(the iptables backend is not built yet)\n", optarg);
+				return -1;
+			}
+			o.firewall = optarg;
+			break;
 		case 'v': o.debug = true; break;
 		case 'h': usage(stdout); exit(0);
 		case 'n':
@@ -159,6 +188,13 @@ static int parse_opts(int argc, char **argv)
 		fprintf(stderr, "larch-agent: --host is required\n");
 		return -1;
 	}
+	for (const char *t = o.table; *t; t++)
+		if (!((*t >= 'a' && *t <= 'z') || (*t >= '0' && *t <= '9') || *t == '_') ||
+		    t - o.table > 30) {
+			fprintf(stderr, "larch-agent: --table %s: lowercase letters, digits and '_', "
+					"at most 31\n", o.table);
+			return -1;
+		}
 	if (!o.address != !o.group) {
 		fprintf(stderr, "larch-agent: --address and --group go together\n");
 		return -1;
@@ -242,10 +278,65 @@ static void remember_handles(json_t *endpoints)
 	}
 }
 
+/* Compile larchd's policy for this host and apply it when it changed (or
+ * force: a resync). 0, or -1 with the previous ruleset left in force. */
+static int firewall_pass(struct httpc *h, bool force)
+{
+	static const char *const lists[][2] = {
+		{ "tenants", "/v1/tenants" }, { "blocks", "/v1/blocks" }, { "hosts", "/v1/hosts" },
+		{ "endpoints", "/v1/endpoints" }, { "policies", "/v1/policies" },
+		{ "namespaces", "/v1/namespaces" },
+	};
+	json_t *state = json_object(), *x;
+	struct error err = {0};
+	char errbuf[2048];
+	char *text = NULL;
+	size_t nlocal_eps = 0;
+	double t0 = now_s(), t1;
+	int r = -1;
+
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		if (get_json(h, lists[i][1], &x) < 0)
+			goto out;
+		json_object_set_new(state, lists[i][0], x);
+	}
+	if (!(text = fw_render(state, o.host, o.table, &nlocal_eps, &err))) {
+		log_warnx("firewall: cannot compile the policy: %s; the previous ruleset stays",
+			  err.msg);
+		goto out;
+	}
+	t1 = now_s();
+	m.fw_compile_seconds = t1 - t0;
+	if (!force && fw_last && !strcmp(fw_last, text)) {
+		r = 0;
+		goto out;
+	}
+	if (fw_apply_nft(o.nft, text, errbuf, sizeof(errbuf)) < 0) {
+		log_warnx("firewall: nft refused the ruleset, the previous one stays: %s", errbuf);
+		goto out;
+	}
+	m.fw_apply_seconds = now_s() - t1;
+	m.fw_applies++;
+	m.fw_endpoints = nlocal_eps;
+	m.fw_bytes = strlen(text);
+	log_debug("firewall: applied %zu bytes for %zu endpoints (compile %.1f ms, apply %.1f ms)",
+		  strlen(text), nlocal_eps, m.fw_compile_seconds * 1e3, m.fw_apply_seconds * 1e3);
+	free(fw_last);
+	fw_last = text;
+	text = NULL;
+	r = 0;
+out:
+	if (r < 0)
+		m.fw_errors++;
+	free(text);
+	json_decref(state);
+	return r;
+}
+
 /* One full pass: read larchd's state, compute, reconcile. Returns the
  * revision it is consistent with, or 0 on failure (kernel untouched when
  * larchd could not be read). */
-static unsigned long pass(struct httpc *h, struct nl *nl)
+static unsigned long pass(struct httpc *h, struct nl *nl, bool force)
 {
 	json_t *tree = NULL, *eps = NULL;
 	struct desired d = {0};
@@ -272,6 +363,8 @@ static unsigned long pass(struct httpc *h, struct nl *nl)
 		goto out;
 	}
 	remember_handles(eps);
+	if (strcmp(o.firewall, "none") && firewall_pass(h, force) < 0)
+		st.errors++;
 	unsigned long r1 = (unsigned long)json_integer_value(json_object_get(tree, "revision"));
 	unsigned long r2 = (unsigned long)json_integer_value(json_object_get(eps, "revision"));
 	rev = r1 < r2 ? r1 : r2;
@@ -315,7 +408,9 @@ static bool relevant(json_t *changes)
 		const char *slash = strrchr(key, '/');
 
 		if (strcmp(kind, "endpoint") && strcmp(kind, "tenant") && strcmp(kind, "segment"))
-			return true; /* block, group, host, space: may move any route */
+			return true; /* block, group, host, space: may move any route; policy */
+		if (strcmp(o.firewall, "none"))
+			return true; /* any endpoint or tenant may be a policy's peer */
 		if (strcmp(kind, "endpoint"))
 			continue;
 		if (host && !strcmp(host, o.host))
@@ -408,12 +503,26 @@ static char *metrics_text(void)
 		     "# TYPE larch_agent_revision gauge\nlarch_agent_revision %lu\n"
 		     "# TYPE larch_agent_last_pass_seconds gauge\nlarch_agent_last_pass_seconds %.6f\n"
 		     "# TYPE larch_agent_last_success_timestamp_seconds gauge\n"
-		     "larch_agent_last_success_timestamp_seconds %ld\n",
+		     "larch_agent_last_success_timestamp_seconds %ld\n"
+		     "# TYPE larch_agent_firewall_applies_total counter\n"
+		     "larch_agent_firewall_applies_total %lu\n"
+		     "# TYPE larch_agent_firewall_errors_total counter\n"
+		     "larch_agent_firewall_errors_total %lu\n"
+		     "# TYPE larch_agent_firewall_endpoints gauge\nlarch_agent_firewall_endpoints %lu\n"
+		     "# TYPE larch_agent_firewall_ruleset_bytes gauge\n"
+		     "larch_agent_firewall_ruleset_bytes %lu\n"
+		     "# TYPE larch_agent_firewall_compile_seconds gauge\n"
+		     "larch_agent_firewall_compile_seconds %.6f\n"
+		     "# TYPE larch_agent_firewall_apply_seconds gauge\n"
+		     "larch_agent_firewall_apply_seconds %.6f\n",
 		     (unsigned long)m.passes, (unsigned long)m.pass_errors, (unsigned long)m.added,
 		     (unsigned long)m.replaced, (unsigned long)m.removed,
 		     (unsigned long)m.feed_errors, (unsigned long)m.routes,
 		     (unsigned long)m.missing_ifaces, (unsigned long)m.revision,
-		     (double)m.last_pass_seconds, (long)m.last_ok) < 0)
+		     (double)m.last_pass_seconds, (long)m.last_ok, (unsigned long)m.fw_applies,
+		     (unsigned long)m.fw_errors, (unsigned long)m.fw_endpoints,
+		     (unsigned long)m.fw_bytes, (double)m.fw_compile_seconds,
+		     (double)m.fw_apply_seconds) < 0)
 		return NULL;
 	return s;
 }
@@ -441,7 +550,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	if (!strcmp(url, "/v1/sync") && !strcmp(method, "POST")) {
-		unsigned long rev = pass(sc->h, sc->nl);
+		unsigned long rev = pass(sc->h, sc->nl, false);
 
 		if (!rev) {
 			asprintf(&body, "{\"error\":{\"code\":\"unavailable\",\"message\":"
@@ -495,6 +604,29 @@ static struct MHD_Daemon *serve(struct sock_ctx *sc)
 	return d;
 }
 
+/* --render FILE: the ruleset for --host, on stdout. */
+static int render_file(const char *path)
+{
+	json_error_t je;
+	json_t *state = json_load_file(path, 0, &je);
+	struct error err = {0};
+	char *text;
+
+	if (!state) {
+		fprintf(stderr, "larch-agent: %s:%d: %s\n", path, je.line, je.text);
+		return 1;
+	}
+	text = fw_render(state, o.host, o.table, NULL, &err);
+	json_decref(state);
+	if (!text) {
+		fprintf(stderr, "larch-agent: %s: %s\n", path, err.msg);
+		return 1;
+	}
+	fputs(text, stdout);
+	free(text);
+	return 0;
+}
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -515,6 +647,8 @@ int main(int argc, char **argv)
 	if (parse_opts(argc, argv) < 0)
 		return 2;
 	log_init("larch-agent", o.debug);
+	if (o.render)
+		return render_file(o.render);
 	if (o.token_file) {
 		FILE *f = fopen(o.token_file, "r");
 		size_t n;
@@ -548,7 +682,7 @@ int main(int argc, char **argv)
 	if (o.once) {
 		if (register_host(h) < 0)
 			return 1;
-		rev = pass(h, nl);
+		rev = pass(h, nl, true);
 		log_info("one pass %s at revision %lu", rev ? "done" : "failed", rev);
 		forget_handles();
 		httpc_free(h);
@@ -571,7 +705,7 @@ int main(int argc, char **argv)
 		if (!registered)
 			registered = register_host(h) == 0;
 		if (registered && (need_pass || now_s() >= next_resync)) {
-			unsigned long r = pass(h, nl);
+			unsigned long r = pass(h, nl, now_s() >= next_resync);
 
 			if (!r)
 				goto retry;
@@ -630,5 +764,7 @@ retry:
 	nl_close(nl_sock);
 	reconciler_free(rc);
 	forget_handles();
+	free(fw_last);
+	log_info("stopped; the firewall table %s stays in force", o.table);
 	return 0;
 }

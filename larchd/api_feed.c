@@ -43,7 +43,8 @@ static json_t *kind_of(const char *key)
 		{ "/larch/spaces/", "space" }, { "/larch/groups/", "group" },
 		{ "/larch/hosts/", "host" }, { "/larch/tenants/", "tenant" },
 		{ "/larch/segments/", "segment" }, { "/larch/blocks/", "block" },
-		{ "/larch/endpoints/", "endpoint" },
+		{ "/larch/endpoints/", "endpoint" }, { "/larch/docs/Namespace/", "namespace" },
+		{ "/larch/docs/", "policy" },
 	};
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)

@@ -61,6 +61,7 @@ static const struct route routes[] = {
 	{ "POST", "/v1/tenants", api_tenant_create },
 	{ "GET", "/v1/tenants/*", api_tenant_get },
 	{ "DELETE", "/v1/tenants/*", api_tenant_delete },
+	{ "PATCH", "/v1/tenants/*", api_tenant_patch },
 	{ "GET", "/v1/tenants/*/segments", api_segment_list },
 	{ "POST", "/v1/tenants/*/segments", api_segment_create },
 	{ "GET", "/v1/tenants/*/segments/*", api_segment_get },
@@ -74,6 +75,16 @@ static const struct route routes[] = {
 	{ "GET", "/v1/blocks", api_block_list },
 	{ "GET", "/v1/tree", api_tree },
 	{ "GET", "/v1/changes", api_changes },
+	{ "GET", "/v1/policies", api_policy_list },
+	{ "POST", "/v1/policies", api_policy_put },
+	{ "GET", "/v1/policies/*/*", api_policy_get },
+	{ "DELETE", "/v1/policies/*/*", api_policy_delete },
+	{ "GET", "/v1/policies/*/*/*", api_policy_get },
+	{ "DELETE", "/v1/policies/*/*/*", api_policy_delete },
+	{ "GET", "/v1/namespaces", api_namespace_list },
+	{ "POST", "/v1/namespaces", api_namespace_put },
+	{ "GET", "/v1/namespaces/*", api_namespace_get },
+	{ "DELETE", "/v1/namespaces/*", api_namespace_delete },
 };
 
 enum conn_phase {

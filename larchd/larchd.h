@@ -161,6 +161,15 @@ void api_endpoint_bind(struct req *rq);
 void api_block_list(struct req *rq);
 void api_tree(struct req *rq);
 void api_changes(struct req *rq);
+void api_tenant_patch(struct req *rq);
+void api_policy_put(struct req *rq);
+void api_policy_list(struct req *rq);
+void api_policy_get(struct req *rq);
+void api_policy_delete(struct req *rq);
+void api_namespace_put(struct req *rq);
+void api_namespace_list(struct req *rq);
+void api_namespace_get(struct req *rq);
+void api_namespace_delete(struct req *rq);
 void api_healthz(struct req *rq);
 void api_metrics(struct req *rq);
 

@@ -17,6 +17,7 @@
 #include "error.h"
 #include "model.h"
 #include "model_internal.h"
+#include "policy.h"
 
 /* ---- mtxn ---- */
 
@@ -325,6 +326,7 @@ void model_free(struct model *m)
 	hmap_release(&m->groups);
 	hmap_release(&m->segments);
 	hmap_release(&m->tenants);
+	model_docs_free(m);
 	free(m);
 }
 
@@ -766,10 +768,12 @@ int model_tenant_create(struct model *m, const struct tenant_spec *sp, struct mt
 	struct tenant *t = model_tenant(m, sp->name);
 
 	if (t) {
-		if (str_eq(t->labels, sp->labels))
+		if (str_eq(t->labels, sp->labels) &&
+		    (sp->isolation < 0 ? ISO_SEGMENT : sp->isolation) == t->isolation)
 			return 1;
 		return error_exists(err, "name", sp->name,
-				    "tenant %s already exists with other labels", sp->name);
+				    "tenant %s already exists with other labels or isolation "
+				    "(PATCH /v1/tenants/%s changes the isolation)", sp->name, sp->name);
 	}
 	t = calloc(1, sizeof(*t));
 	if (!t || !(t->name = strdup(sp->name)) ||
@@ -782,6 +786,28 @@ int model_tenant_create(struct model *m, const struct tenant_spec *sp, struct mt
 		free(t);
 		return error_set(err, ENOMEM, 500, "internal", "", "", "out of memory");
 	}
+	t->isolation = (uint8_t)(sp->isolation < 0 ? ISO_SEGMENT : sp->isolation);
+	if (tx)
+		mtxn_put(tx, key_tenant(t->name), tenant_value(t));
+	return 0;
+}
+
+int model_tenant_patch(struct model *m, const char *name, const char *isolation, struct mtxn *tx,
+		       struct error *err)
+{
+	struct tenant *t = model_tenant(m, name);
+	enum isolation iso;
+
+	if (!t)
+		return error_not_found(err, "name", name, "tenant %s not found", name);
+	if (!isolation)
+		return 1;
+	if (isolation_parse(isolation, &iso) < 0)
+		return error_invalid(err, "isolation", isolation,
+				     "isolation: %s: must be segment, tenant or none", isolation);
+	if (t->isolation == iso)
+		return 1;
+	t->isolation = (uint8_t)iso;
 	if (tx)
 		mtxn_put(tx, key_tenant(t->name), tenant_value(t));
 	return 0;

@@ -83,6 +83,15 @@ struct tenant {
 	char *name;
 	char *labels;
 	size_t nsegments;
+	uint8_t isolation;        /* enum isolation (lib/policy.h): default for ingress */
+};
+
+/* A policy document (Policy, NetworkPolicy, SecurityGroup, Namespace),
+ * validated by lib/policy.c, kept as its canonical JSON. */
+struct doc {
+	char *id;                 /* "Kind/name" or "NetworkPolicy/namespace/name" */
+	char *value;              /* compact JSON, sorted keys */
+	uint8_t kind;             /* enum pol_kind */
 };
 
 struct segment {
@@ -147,7 +156,7 @@ struct model {
 	struct model_options opt;
 	struct space *spaces[MODEL_MAX_SPACES];
 	size_t nspaces;
-	struct hmap groups, hosts, tenants, segments, endpoints, buckets;
+	struct hmap groups, hosts, tenants, segments, endpoints, buckets, docs;
 	size_t ngroups_created;
 	size_t nendpoints, nblocks;
 	struct block *cool_head, *cool_tail;
@@ -195,6 +204,7 @@ struct host_spec {
 struct tenant_spec {
 	const char *name;
 	char *labels;
+	int isolation;            /* enum isolation; -1: not given (segment) */
 };
 
 struct segment_spec {
@@ -256,6 +266,16 @@ int model_endpoint_bind(struct model *m, const char *handle, const char *host, s
 /* Replace the attributes named in attrs (a JSON object of kind/name/namespace/interface/mac/labels). */
 int model_endpoint_patch(struct model *m, const char *handle, json_t *attrs, struct mtxn *tx,
 			 struct endpoint **out, struct error *err);
+
+/* Tenant settings that can change: isolation (NULL: keep). */
+int model_tenant_patch(struct model *m, const char *name, const char *isolation, struct mtxn *tx,
+		       struct error *err);
+
+/* Policy documents: create or replace (0 created, 1 identical, 2 replaced). */
+int model_doc_put(struct model *m, json_t *doc, struct mtxn *tx, const struct doc **out,
+		  struct error *err);
+int model_doc_delete(struct model *m, const char *id, struct mtxn *tx, struct error *err);
+const struct doc *model_doc(const struct model *m, const char *id);
 
 /* Return expired cooling blocks to their groups (callers run it before
  * allocating, so expired blocks are reused). Returns how many. */

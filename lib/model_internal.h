@@ -40,6 +40,7 @@ char *block_value(const struct block *b);
 char *endpoint_value(const struct model *m, const struct endpoint *e);
 
 void endpoint_free(struct endpoint *e);
+void model_docs_free(struct model *m);
 void bucket_free(struct bucket *b);
 void host_drop_blocks(struct model *m, struct host *h, struct mtxn *tx);
 void segment_drop_blocks(struct model *m, struct segment *sg, struct mtxn *tx);

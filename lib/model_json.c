@@ -16,6 +16,7 @@
 #include "jsonx.h"
 #include "model.h"
 #include "model_internal.h"
+#include "policy.h"
 
 /* ---- keys ---- */
 
@@ -128,6 +129,7 @@ static json_t *tenant_stored(const struct tenant *t)
 
 	json_object_set_new(o, "name", json_string(t->name));
 	set_labels(o, t->labels);
+	json_object_set_new(o, "isolation", json_string(isolation_name(t->isolation)));
 	return o;
 }
 
@@ -528,14 +530,25 @@ void host_spec_release(struct host_spec *sp)
 
 int tenant_spec_decode(json_t *obj, bool stored, struct tenant_spec *sp, struct error *err)
 {
-	static const char *const fields[] = { "name", "labels", NULL };
-	static const char *const fields_st[] = { "name", "labels", "segments", NULL };
+	static const char *const fields[] = { "name", "labels", "isolation", NULL };
+	static const char *const fields_st[] = { "name", "labels", "isolation", "segments", NULL };
+	const char *iso;
+	enum isolation v;
 	int r;
 
 	memset(sp, 0, sizeof(*sp));
+	sp->isolation = -1;
 	if ((r = jx_only(obj, stored ? fields_st : fields, err)) < 0 ||
 	    (r = decode_name(obj, "name", &sp->name, err)) < 0 ||
-	    (r = jx_labels(obj, "labels", &sp->labels, err)) < 0)
+	    (r = jx_str(obj, "isolation", false, &iso, err)) < 0)
+		return r;
+	if (iso) {
+		if (isolation_parse(iso, &v) < 0)
+			return error_invalid(err, "isolation", iso,
+					     "isolation: %s: must be segment, tenant or none", iso);
+		sp->isolation = (int)v;
+	}
+	if ((r = jx_labels(obj, "labels", &sp->labels, err)) < 0)
 		return r;
 	return 0;
 }
@@ -588,6 +601,27 @@ static int mac_check(const char *mac, struct error *err)
 	return 0;
 }
 
+/* security_groups: the names of the SecurityGroups that apply (OpenStack ports). */
+static int sgs_check(json_t *obj, json_t *attrs, struct error *err)
+{
+	const char **v;
+	size_t n;
+	bool present;
+	int r;
+
+	if ((r = jx_strv(obj, "security_groups", &v, &n, &present, err)) < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		if ((r = name_check("security_groups", v[i], err)) < 0)
+			break;
+	free(v);
+	if (r < 0)
+		return r;
+	if (present && attrs)
+		json_object_set(attrs, "security_groups", json_object_get(obj, "security_groups"));
+	return 0;
+}
+
 /* The free-text attributes an endpoint carries, checked one by one. */
 static int attrs_check(json_t *obj, json_t *attrs, struct error *err)
 {
@@ -620,17 +654,17 @@ static int attrs_check(json_t *obj, json_t *attrs, struct error *err)
 	if (labels && attrs)
 		json_object_set(attrs, "labels", json_object_get(obj, "labels"));
 	free(labels);
-	return 0;
+	return sgs_check(obj, attrs, err);
 }
 
 int endpoint_spec_decode(json_t *obj, bool stored, struct endpoint_spec *sp, struct error *err)
 {
 	static const char *const fields[] = { "handle", "tenant", "segment", "host", "parent",
 					      "kind", "name", "namespace", "interface", "mac",
-					      "labels", NULL };
+					      "labels", "security_groups", NULL };
 	static const char *const fields_st[] = { "handle", "tenant", "segment", "host", "parent",
 						 "kind", "name", "namespace", "interface", "mac",
-						 "labels", "addresses", NULL };
+						 "labels", "security_groups", "addresses", NULL };
 	const char *kind;
 	json_t *attrs;
 	int r;
@@ -665,7 +699,7 @@ int endpoint_spec_decode(json_t *obj, bool stored, struct endpoint_spec *sp, str
 int endpoint_patch_check(json_t *obj, struct error *err)
 {
 	static const char *const fields[] = { "kind", "name", "namespace", "interface", "mac",
-					      "labels", NULL };
+					      "labels", "security_groups", NULL };
 	const char *kind;
 	uint8_t k;
 	int r;
@@ -757,6 +791,19 @@ LOAD_FN(load_host, host_spec, host_spec_decode, model_host_create, host_spec_rel
 LOAD_FN(load_tenant, tenant_spec, tenant_spec_decode, model_tenant_create, tenant_spec_release)
 LOAD_FN(load_segment, segment_spec, segment_spec_decode, model_segment_create, segment_spec_release)
 LOAD_FN(load_endpoint, endpoint_spec, endpoint_spec_decode, endpoint_restore_create, endpoint_spec_release)
+
+static int load_doc(const struct store_kv *kv, void *arg)
+{
+	struct load_ctx *c = arg;
+	json_t *o = parse_value(kv, c);
+	int r;
+
+	if (!o)
+		return -EINVAL;
+	r = model_doc_put(c->m, o, NULL, NULL, c->err);
+	json_decref(o);
+	return r < 0 ? r : 0;
+}
 
 static int collect(const struct store_kv *kv, void *arg)
 {
@@ -896,7 +943,8 @@ int model_load(struct model *m, struct store *st, const struct store_ops *ops, s
 	    (r = ops->range(st, "/larch/segments/", load_segment, &c, &rev)) < 0 ||
 	    (r = ops->range(st, "/larch/blocks/", load_block, &c, &rev)) < 0 ||
 	    (r = ops->range(st, "/larch/endpoints/", load_endpoint, &c, &rev)) < 0 ||
-	    (r = ops->range(st, "/larch/endpoints/", endpoint_has_parent, &c, &rev)) < 0)
+	    (r = ops->range(st, "/larch/endpoints/", endpoint_has_parent, &c, &rev)) < 0 ||
+	    (r = ops->range(st, "/larch/docs/", load_doc, &c, &rev)) < 0)
 		return r;
 	return 0;
 }

@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef LARCH_POLICY_H
+#define LARCH_POLICY_H
+
+/*
+ * DOC: network policy: the documents, one model of them, and the compiler
+ *
+ * Three formats come in (docs/policy.md) and become one struct policy:
+ *   - "Policy": Larch's own; applies to a tenant, segment, namespace, label
+ *     selector or endpoint; peers are tenants, segments, selectors, CIDRs
+ *     with exceptions, or the hosts;
+ *   - "NetworkPolicy" (networking.k8s.io/v1), as written for kubectl;
+ *   - "SecurityGroup" (OpenStack): applies to the endpoints that list it in
+ *     their security_groups, in both directions.
+ * "Namespace" documents carry the labels that namespaceSelectors match.
+ *
+ * The compiler (policy_world_*, policy_render_nft) takes everything larchd
+ * holds (tenants, blocks, hosts, endpoints, documents) and the name of one
+ * host, and writes the firewall ruleset for that host's endpoints only.
+ */
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "prefix.h"
+
+struct error;
+
+enum pol_kind { PK_POLICY, PK_NETPOL, PK_SECGROUP, PK_NAMESPACE };
+enum sel_op { SEL_IN, SEL_NOTIN, SEL_EXISTS, SEL_NOTEXISTS };
+enum isolation { ISO_SEGMENT = 0, ISO_TENANT, ISO_NONE };
+
+struct sel_expr {
+	char *key;
+	enum sel_op op;
+	char **values;
+	size_t nvalues;
+};
+
+/* A Kubernetes label selector; no expressions selects everything. */
+struct labelsel {
+	struct sel_expr *e;
+	size_t n;
+};
+
+/* Which endpoints: every field given must hold. */
+struct epsel {
+	char *tenant, *segment;   /* NULL: any */
+	char *ns;                 /* the endpoint's namespace; NULL: any */
+	bool has_pods;            /* endpoint labels must match pods */
+	struct labelsel pods;
+	bool has_nss;             /* the endpoint's Namespace labels must match nss */
+	struct labelsel nss;
+	char *sg;                 /* member of this security group */
+	char *handle;             /* exactly this endpoint */
+};
+
+enum peer_type { PEER_EPS, PEER_CIDR, PEER_TENANT, PEER_SEGMENT, PEER_HOSTS };
+
+struct peer {
+	enum peer_type type;
+	struct epsel sel;         /* PEER_EPS */
+	struct prefix cidr;       /* PEER_CIDR */
+	struct prefix *except;
+	size_t nexcept;
+	char *tenant, *segment;   /* PEER_TENANT, PEER_SEGMENT */
+};
+
+struct port {
+	uint8_t proto;            /* 0 any, 1 ICMP (and ICMPv6), 6 TCP, 17 UDP, 132 SCTP */
+	uint16_t lo, hi;          /* 0: any port */
+};
+
+/* Allows traffic when a peer (any, if there are none) and a port (any, if
+ * there are none) match, in the family given (0: both). */
+struct rule {
+	uint8_t family;
+	struct peer *peers;
+	size_t npeers;
+	struct port *ports;
+	size_t nports;
+};
+
+struct policy {
+	enum pol_kind kind;
+	char *ns, *name;          /* ns: NetworkPolicy only */
+	struct epsel applies;
+	bool ingress, egress;     /* the directions it isolates */
+	struct rule *in, *out;
+	size_t nin, nout;
+	/* Namespace documents */
+	json_t *labels;
+};
+
+/* Decode any of the four kinds strictly; the error names the field. */
+int policy_parse(json_t *doc, struct policy *p, struct error *err);
+void policy_release(struct policy *p);
+const char *pol_kind_name(enum pol_kind k);
+/* "Kind/name" or "NetworkPolicy/namespace/name" (malloc'd). */
+char *policy_id(const struct policy *p);
+int isolation_parse(const char *s, enum isolation *iso);
+const char *isolation_name(enum isolation iso);
+
+/* ---- compiling for one host ---- */
+
+struct world;
+
+/*
+ * From larchd's lists (each the "items" array of its GET): /v1/tenants,
+ * /v1/blocks, /v1/hosts, /v1/endpoints, /v1/policies, /v1/namespaces.
+ * ifname(handle) names the host side of a local endpoint's interface.
+ */
+struct world *policy_world(json_t *tenants, json_t *blocks, json_t *hosts, json_t *endpoints,
+			   json_t *policies, json_t *namespaces, const char *host,
+			   void (*ifname)(const char *handle, char out[16]), struct error *err);
+void policy_world_free(struct world *w);
+/* How many local endpoints the ruleset covers. */
+size_t policy_world_local(const struct world *w);
+
+/* The nftables ruleset (one `nft -f` transaction that replaces table inet
+ * TABLE), malloc'd; NULL on out of memory. */
+char *policy_render_nft(const struct world *w, const char *table);
+
+#endif

@@ -1,0 +1,741 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DOC: compiling policy for one host into an nftables ruleset
+ *
+ * The ruleset is one table, replaced in one `nft -f` transaction (add the
+ * table, delete it, write it anew: atomic, and a failure leaves the old one):
+ *
+ *   chain egress   hook forward, priority filter - 1: traffic from workloads
+ *   chain ingress  hook forward, priority filter:     traffic to workloads
+ *   chain host_in  hook input,   priority filter - 1: workloads to this host
+ *
+ * Each base chain lets non-workload interfaces through at once, then
+ * dispatches by interface name through a verdict map (one lookup, whatever
+ * the number of endpoints) to the endpoint's own chain; an lx* interface
+ * that is in no map is dropped (fail closed). An endpoint's chain checks its
+ * source address (anti-spoofing, counted), accepts established flows, then
+ * jumps to one shared chain per policy that selects it; a rule's peers are
+ * named sets (the blocks of a tenant or segment, the addresses a selector
+ * matches, the hosts), so the cost of a packet is a map lookup plus the
+ * rules of the policies that select its endpoint, not all the rules there are.
+ *
+ * Semantics (docs/policy.md): a direction that no policy selects the
+ * endpoint for follows the tenant's isolation for ingress (segment, tenant
+ * or none) and allows egress; once any policy selects it, only what some
+ * selecting policy allows passes (Kubernetes' additive model).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "policy.h"
+
+struct w_ep {
+	const char *handle, *tenant, *segment, *ns, *host;
+	json_t *labels, *sgs;
+	struct prefix a[2];
+	size_t na;
+	bool local;
+	char ifname[16];
+	/* local endpoints: the policies that select it, per direction */
+	size_t *pin, *pout;
+	size_t npin, npout;
+};
+
+struct w_block {
+	const char *tenant, *segment;
+	struct prefix cidr;
+};
+
+struct w_tenant {
+	const char *name;
+	enum isolation iso;
+};
+
+struct world {
+	json_t *hold;              /* the inputs, borrowed from */
+	const char *host;
+	struct w_ep *eps;
+	size_t neps, nlocal;
+	struct w_block *blocks;
+	size_t nblocks;
+	struct w_tenant *tenants;
+	size_t ntenants;
+	struct prefix *hosts;
+	size_t nhosts;
+	struct policy *pols;
+	size_t npols;
+	struct policy *nss;
+	size_t nnss;
+};
+
+static int cmp_prefix(const void *a, const void *b)
+{
+	return prefix_cmp(a, b);
+}
+
+static int cmp_ep(const void *a, const void *b)
+{
+	return strcmp(((const struct w_ep *)a)->handle, ((const struct w_ep *)b)->handle);
+}
+
+static const char *str(json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+void policy_world_free(struct world *w)
+{
+	if (!w)
+		return;
+	for (size_t i = 0; i < w->neps; i++) {
+		free(w->eps[i].pin);
+		free(w->eps[i].pout);
+	}
+	for (size_t i = 0; i < w->npols; i++)
+		policy_release(&w->pols[i]);
+	for (size_t i = 0; i < w->nnss; i++)
+		policy_release(&w->nss[i]);
+	free(w->eps);
+	free(w->blocks);
+	free(w->tenants);
+	free(w->hosts);
+	free(w->pols);
+	free(w->nss);
+	json_decref(w->hold);
+	free(w);
+}
+
+size_t policy_world_local(const struct world *w)
+{
+	return w->nlocal;
+}
+
+/* ---- matching ---- */
+
+static bool in_values(const struct sel_expr *e, const char *v)
+{
+	for (size_t i = 0; i < e->nvalues; i++)
+		if (!strcmp(e->values[i], v))
+			return true;
+	return false;
+}
+
+static bool labels_match(const struct labelsel *s, json_t *labels)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		const struct sel_expr *e = &s->e[i];
+		const char *v = json_string_value(json_object_get(labels, e->key));
+
+		switch (e->op) {
+		case SEL_IN:
+			if (!v || !in_values(e, v))
+				return false;
+			break;
+		case SEL_NOTIN:
+			if (v && in_values(e, v))
+				return false;
+			break;
+		case SEL_EXISTS:
+			if (!v)
+				return false;
+			break;
+		case SEL_NOTEXISTS:
+			if (v)
+				return false;
+			break;
+		}
+	}
+	return true;
+}
+
+static json_t *ns_labels(const struct world *w, const char *ns)
+{
+	for (size_t i = 0; i < w->nnss; i++)
+		if (!strcmp(w->nss[i].name, ns))
+			return w->nss[i].labels;
+	return NULL;
+}
+
+static bool sel_match(const struct world *w, const struct epsel *s, const struct w_ep *e)
+{
+	if (s->tenant && strcmp(s->tenant, e->tenant))
+		return false;
+	if (s->segment && strcmp(s->segment, e->segment))
+		return false;
+	if (s->handle && strcmp(s->handle, e->handle))
+		return false;
+	if (s->ns && (!e->ns || strcmp(s->ns, e->ns)))
+		return false;
+	if (s->has_pods && !labels_match(&s->pods, e->labels))
+		return false;
+	if (s->has_nss) {
+		json_t *l, *tmp = NULL;
+		bool ok;
+
+		if (!e->ns)
+			return false;
+		/* a namespace larchd has no document for still has its name label */
+		if (!(l = ns_labels(w, e->ns))) {
+			tmp = json_pack("{ss}", "kubernetes.io/metadata.name", e->ns);
+			l = tmp;
+		}
+		ok = labels_match(&s->nss, l);
+		json_decref(tmp);
+		if (!ok)
+			return false;
+	}
+	if (s->sg) {
+		size_t i;
+		json_t *v;
+		bool found = false;
+
+		json_array_foreach(e->sgs, i, v)
+			if (json_is_string(v) && !strcmp(json_string_value(v), s->sg))
+				found = true;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/* ---- building the world ---- */
+
+static int push_idx(size_t **v, size_t *n, size_t x)
+{
+	size_t *p = realloc(*v, (*n + 1) * sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	p[(*n)++] = x;
+	*v = p;
+	return 0;
+}
+
+struct world *policy_world(json_t *tenants, json_t *blocks, json_t *hosts, json_t *endpoints,
+			   json_t *policies, json_t *namespaces, const char *host,
+			   void (*ifname)(const char *handle, char out[16]), struct error *err)
+{
+	struct world *w = calloc(1, sizeof(*w));
+	size_t i;
+	json_t *o;
+
+	if (!w)
+		goto oom;
+	w->hold = json_pack("[OOOOOO]", tenants, blocks, hosts, endpoints, policies, namespaces);
+	w->host = host;
+	w->eps = calloc(json_array_size(endpoints) + 1, sizeof(*w->eps));
+	w->blocks = calloc(json_array_size(blocks) + 1, sizeof(*w->blocks));
+	w->tenants = calloc(json_array_size(tenants) + 1, sizeof(*w->tenants));
+	w->hosts = calloc(json_array_size(hosts) + 1, sizeof(*w->hosts));
+	w->pols = calloc(json_array_size(policies) + 1, sizeof(*w->pols));
+	w->nss = calloc(json_array_size(namespaces) + 1, sizeof(*w->nss));
+	if (!w->hold || !w->eps || !w->blocks || !w->tenants || !w->hosts || !w->pols || !w->nss)
+		goto oom;
+	json_array_foreach(tenants, i, o) {
+		const char *iso = str(o, "isolation");
+
+		w->tenants[w->ntenants].name = str(o, "name");
+		if (iso && isolation_parse(iso, &w->tenants[w->ntenants].iso) < 0) {
+			error_invalid(err, "isolation", iso, "tenant %s: isolation %s is unknown",
+				      str(o, "name"), iso);
+			goto fail;
+		}
+		w->ntenants++;
+	}
+	json_array_foreach(blocks, i, o) {
+		struct w_block *b = &w->blocks[w->nblocks];
+
+		b->tenant = str(o, "tenant");
+		b->segment = str(o, "segment");
+		if (!b->tenant || !b->segment || !str(o, "cidr") ||
+		    prefix_parse(str(o, "cidr"), &b->cidr, 0, "cidr", err) < 0)
+			goto fail;
+		w->nblocks++;
+	}
+	json_array_foreach(hosts, i, o)
+		if (str(o, "address") && prefix_parse(str(o, "address"), &w->hosts[w->nhosts], 0,
+						      "address", NULL) == 0)
+			w->nhosts++;
+	json_array_foreach(endpoints, i, o) {
+		struct w_ep *e = &w->eps[w->neps];
+		json_t *a;
+		size_t j;
+
+		e->handle = str(o, "handle");
+		e->tenant = str(o, "tenant");
+		e->segment = str(o, "segment");
+		e->host = str(o, "host");
+		e->ns = str(o, "namespace");
+		e->labels = json_object_get(o, "labels");
+		e->sgs = json_object_get(o, "security_groups");
+		if (!e->handle || !e->tenant || !e->segment)
+			continue;
+		json_array_foreach(json_object_get(o, "addresses"), j, a) {
+			if (e->na < 2 && str(a, "address") &&
+			    prefix_parse(str(a, "address"), &e->a[e->na], 0, "address", NULL) == 0)
+				e->na++;
+		}
+		e->local = host && e->host && !strcmp(e->host, host);
+		if (e->local) {
+			ifname(e->handle, e->ifname);
+			w->nlocal++;
+		}
+		w->neps++;
+	}
+	qsort(w->eps, w->neps, sizeof(*w->eps), cmp_ep);
+	json_array_foreach(policies, i, o) {
+		if (policy_parse(o, &w->pols[w->npols], err) < 0)
+			goto fail;
+		if (w->pols[w->npols].kind == PK_NAMESPACE) {
+			w->nss[w->nnss++] = w->pols[w->npols];
+			continue;
+		}
+		w->npols++;
+	}
+	json_array_foreach(namespaces, i, o) {
+		if (policy_parse(o, &w->nss[w->nnss], err) < 0)
+			goto fail;
+		w->nnss++;
+	}
+	/* which policies select each local endpoint, per direction */
+	for (i = 0; i < w->neps; i++) {
+		struct w_ep *e = &w->eps[i];
+
+		if (!e->local)
+			continue;
+		for (size_t k = 0; k < w->npols; k++) {
+			const struct policy *p = &w->pols[k];
+
+			if (!sel_match(w, &p->applies, e))
+				continue;
+			if ((p->ingress && push_idx(&e->pin, &e->npin, k) < 0) ||
+			    (p->egress && push_idx(&e->pout, &e->npout, k) < 0))
+				goto oom;
+		}
+	}
+	return w;
+oom:
+	error_set(err, ENOMEM, 500, "internal", "", "", "out of memory");
+fail:
+	policy_world_free(w);
+	return NULL;
+}
+
+/* ---- rendering ---- */
+
+struct render {
+	const struct world *w;
+	FILE *f;            /* the ruleset */
+	FILE *sets;         /* set declarations, written before the chains */
+	unsigned nset;
+	bool *pol_used_in, *pol_used_out;
+};
+
+static void put_addr(FILE *f, const struct prefix *p)
+{
+	char b[PREFIX_STRLEN];
+
+	if (p->len == prefix_bits(p->family))
+		fputs(addr_fmt(p->family, p->addr, b), f);
+	else
+		fputs(prefix_fmt(p, b), f);
+}
+
+/* Declare a set of these prefixes (sorted, deduplicated); returns its number,
+ * or 0 when it would be empty. */
+static unsigned declare_set(struct render *r, struct prefix *v, size_t n, uint8_t family,
+			    bool interval, const char *what)
+{
+	size_t k = 0;
+
+	qsort(v, n, sizeof(*v), cmp_prefix);
+	for (size_t i = 0; i < n; i++)
+		if (v[i].family == family && (!k || prefix_cmp(&v[k - 1], &v[i])))
+			v[k++] = v[i];
+	if (!k)
+		return 0;
+	r->nset++;
+	fprintf(r->sets, "\tset s%u {\n\t\ttype %s\n", r->nset,
+		family == 4 ? "ipv4_addr" : "ipv6_addr");
+	if (interval)
+		fputs("\t\tflags interval\n", r->sets);
+	fprintf(r->sets, "\t\tcomment \"%s\"\n\t\telements = { ", what);
+	for (size_t i = 0; i < k; i++) {
+		if (i)
+			fputs(i % 8 ? ", " : ",\n\t\t\t     ", r->sets);
+		put_addr(r->sets, &v[i]);
+	}
+	fputs(" }\n\t}\n", r->sets);
+	return r->nset;
+}
+
+/* The blocks of a tenant (segment NULL) or segment, per family: set numbers. */
+struct blockset {
+	const char *tenant, *segment;
+	unsigned s[2];
+};
+
+struct cache {
+	struct blockset *v;
+	size_t n;
+	unsigned hosts[2];
+	bool hosts_done;
+};
+
+static void block_sets(struct render *r, struct cache *c, const char *tenant, const char *segment,
+		       unsigned out[2])
+{
+	struct prefix *v;
+	size_t n = 0;
+	char what[160];
+
+	for (size_t i = 0; i < c->n; i++)
+		if (!strcmp(c->v[i].tenant, tenant) &&
+		    (segment ? c->v[i].segment && !strcmp(c->v[i].segment, segment) : !c->v[i].segment)) {
+			out[0] = c->v[i].s[0];
+			out[1] = c->v[i].s[1];
+			return;
+		}
+	v = calloc(r->w->nblocks + 1, sizeof(*v));
+	for (size_t i = 0; v && i < r->w->nblocks; i++)
+		if (!strcmp(r->w->blocks[i].tenant, tenant) &&
+		    (!segment || !strcmp(r->w->blocks[i].segment, segment)))
+			v[n++] = r->w->blocks[i].cidr;
+	snprintf(what, sizeof(what), "blocks of %s %s%s%s", segment ? "segment" : "tenant", tenant,
+		 segment ? "/" : "", segment ? segment : "");
+	out[0] = v ? declare_set(r, v, n, 4, true, what) : 0;
+	out[1] = v ? declare_set(r, v, n, 6, true, what) : 0;
+	free(v);
+	if (!(c->v = realloc(c->v, (c->n + 1) * sizeof(*c->v)))) {
+		c->n = 0;
+		return;
+	}
+	c->v[c->n++] = (struct blockset){ tenant, segment, { out[0], out[1] } };
+}
+
+static const char *fam_kw(uint8_t family)
+{
+	return family == 4 ? "ip" : "ip6";
+}
+
+/* The match of one peer in one family into buf; false when it matches nothing. */
+static bool peer_match(struct render *r, struct cache *c, const struct peer *p, uint8_t family,
+		       const char *dir, const char *what, char *buf, size_t len)
+{
+	const struct world *w = r->w;
+	unsigned s[2] = { 0, 0 }, set;
+	char b[PREFIX_STRLEN];
+	FILE *f;
+
+	switch (p->type) {
+	case PEER_CIDR:
+		if (p->cidr.family != family)
+			return false;
+		if (!(f = fmemopen(buf, len, "w")))
+			return false;
+		fprintf(f, "%s %s %s", fam_kw(family), dir, prefix_fmt(&p->cidr, b));
+		if (p->nexcept) {
+			fprintf(f, " %s %s != { ", fam_kw(family), dir);
+			for (size_t i = 0; i < p->nexcept; i++)
+				fprintf(f, "%s%s", i ? ", " : "", prefix_fmt(&p->except[i], b));
+			fputs(" }", f);
+		}
+		fclose(f);
+		return true;
+	case PEER_TENANT:
+	case PEER_SEGMENT:
+		block_sets(r, c, p->tenant, p->segment, s);
+		set = s[family == 6];
+		break;
+	case PEER_HOSTS:
+		if (!c->hosts_done) {
+			struct prefix *v = calloc(w->nhosts + 1, sizeof(*v));
+
+			if (v) {
+				memcpy(v, w->hosts, w->nhosts * sizeof(*v));
+				c->hosts[0] = declare_set(r, v, w->nhosts, 4, false, "the hosts");
+				c->hosts[1] = declare_set(r, v, w->nhosts, 6, false, "the hosts");
+			}
+			free(v);
+			c->hosts_done = true;
+		}
+		set = c->hosts[family == 6];
+		break;
+	case PEER_EPS: {
+		struct prefix *v = calloc(2 * w->neps + 1, sizeof(*v));
+		size_t n = 0;
+
+		for (size_t i = 0; v && i < w->neps; i++)
+			if (sel_match(w, &p->sel, &w->eps[i]))
+				for (size_t j = 0; j < w->eps[i].na; j++)
+					v[n++] = w->eps[i].a[j];
+		set = v ? declare_set(r, v, n, family, false, what) : 0;
+		free(v);
+		break;
+	}
+	default:
+		return false;
+	}
+	if (!set)
+		return false;
+	snprintf(buf, len, "%s %s @s%u", fam_kw(family), dir, set);
+	return true;
+}
+
+/* The port matches of a rule in one family; n == 0: any. */
+static size_t port_matches(const struct rule *rl, uint8_t family, char out[][512], size_t max)
+{
+	static const uint8_t protos[] = { 1, 6, 17, 132 };
+	size_t n = 0;
+
+	for (size_t i = 0; i < rl->nports; i++)
+		if (rl->ports[i].proto == 0)
+			return 0;
+	for (size_t k = 0; k < sizeof(protos) && n < max; k++) {
+		uint8_t pr = protos[k];
+		const char *name = pr == 6 ? "tcp" : pr == 17 ? "udp" : pr == 132 ? "sctp" : NULL;
+		bool any = false, some = false;
+		FILE *f;
+
+		for (size_t i = 0; i < rl->nports; i++)
+			if (rl->ports[i].proto == pr) {
+				some = true;
+				any |= rl->ports[i].lo == 0;
+			}
+		if (!some)
+			continue;
+		if (pr == 1) {
+			snprintf(out[n++], 512, "meta l4proto %s", family == 4 ? "icmp" : "ipv6-icmp");
+			continue;
+		}
+		if (any) {
+			snprintf(out[n++], 512, "meta l4proto %s", name);
+			continue;
+		}
+		if (!(f = fmemopen(out[n], 512, "w")))
+			continue;
+		fprintf(f, "%s dport { ", name);
+		for (size_t i = 0, m = 0; i < rl->nports; i++) {
+			const struct port *p = &rl->ports[i];
+
+			if (p->proto != pr)
+				continue;
+			fprintf(f, m++ ? ", %u" : "%u", p->lo);
+			if (p->hi != p->lo)
+				fprintf(f, "-%u", p->hi);
+		}
+		fputs(" }", f);
+		fclose(f);
+		n++;
+	}
+	return n;
+}
+
+/* chain p<k>i / p<k>o: one accept per (family, peer, port group) */
+static void policy_chain(struct render *r, struct cache *c, size_t k, bool ingress)
+{
+	const struct policy *p = &r->w->pols[k];
+	const struct rule *rules = ingress ? p->in : p->out;
+	size_t nrules = ingress ? p->nin : p->nout;
+	const char *dir = ingress ? "saddr" : "daddr";
+	char *id = policy_id(p);
+
+	fprintf(r->f, "\tchain p%zu%c {\n\t\tcomment \"%s %s\"\n", k, ingress ? 'i' : 'o',
+		id ? id : "", ingress ? "ingress" : "egress");
+	for (size_t i = 0; i < nrules; i++) {
+		const struct rule *rl = &rules[i];
+
+		for (uint8_t fam = 4; fam <= 6; fam += 2) {
+			char ports[8][512], peer[4096], what[200];
+			size_t np;
+
+			if (rl->family && rl->family != fam)
+				continue;
+			np = port_matches(rl, fam, ports, 8);
+			for (size_t j = 0; j < (rl->npeers ? rl->npeers : 1); j++) {
+				if (rl->npeers) {
+					snprintf(what, sizeof(what), "%s %s[%zu] peer %zu", id ? id : "",
+						 ingress ? "ingress" : "egress", i, j);
+					if (!peer_match(r, c, &rl->peers[j], fam, dir, what, peer,
+							sizeof(peer)))
+						continue;
+				} else {
+					snprintf(peer, sizeof(peer), "meta nfproto %s",
+						 fam == 4 ? "ipv4" : "ipv6");
+				}
+				for (size_t q = 0; q < (np ? np : 1); q++)
+					fprintf(r->f, "\t\t%s%s%s accept\n", peer, np ? " " : "",
+						np ? ports[q] : "");
+			}
+		}
+	}
+	fputs("\t}\n", r->f);
+	free(id);
+}
+
+static enum isolation tenant_iso(const struct world *w, const char *tenant)
+{
+	for (size_t i = 0; i < w->ntenants; i++)
+		if (!strcmp(w->tenants[i].name, tenant))
+			return w->tenants[i].iso;
+	return ISO_SEGMENT;
+}
+
+/* Drop what does not come from the endpoint's own addresses; host: allow
+ * IPv6 link-local too (neighbour discovery to the host). */
+static void spoof_rules(FILE *f, const struct w_ep *e, bool host)
+{
+	char b[PREFIX_STRLEN];
+
+	for (uint8_t fam = 4; fam <= 6; fam += 2) {
+		size_t n = 0;
+
+		for (size_t i = 0; i < e->na; i++)
+			n += e->a[i].family == fam;
+		if (!n && !(host && fam == 6)) {
+			fprintf(f, "\t\tmeta nfproto %s counter drop comment \"spoofed\"\n",
+				fam == 4 ? "ipv4" : "ipv6");
+			continue;
+		}
+		fprintf(f, "\t\t%s saddr != { ", fam_kw(fam));
+		n = 0;
+		for (size_t i = 0; i < e->na; i++)
+			if (e->a[i].family == fam)
+				fprintf(f, "%s%s", n++ ? ", " : "", addr_fmt(fam, e->a[i].addr, b));
+		if (host && fam == 6)
+			fprintf(f, "%sfe80::/10", n ? ", " : "");
+		fputs(" } counter drop comment \"spoofed\"\n", f);
+	}
+}
+
+static void endpoint_chains(struct render *r, struct cache *c, size_t idx, const struct w_ep *e)
+{
+	FILE *f = r->f;
+
+	/* from the endpoint, forwarded */
+	fprintf(f, "\tchain e%zu {\n\t\tcomment \"egress of %s\"\n", idx, e->handle);
+	spoof_rules(f, e, false);
+	fputs("\t\tct state established,related accept\n", f);
+	for (size_t i = 0; i < e->npout; i++)
+		fprintf(f, "\t\tjump p%zuo\n", e->pout[i]);
+	fputs(e->npout ? "\t\tcounter drop comment \"egress not allowed\"\n" : "\t\taccept\n", f);
+	fputs("\t}\n", f);
+	/* from the endpoint to this host */
+	fprintf(f, "\tchain h%zu {\n\t\tcomment \"to the host from %s\"\n", idx, e->handle);
+	spoof_rules(f, e, true);
+	fputs("\t\taccept\n\t}\n", f);
+	/* to the endpoint */
+	fprintf(f, "\tchain i%zu {\n\t\tcomment \"ingress of %s\"\n", idx, e->handle);
+	fputs("\t\tct state established,related accept\n", f);
+	if (e->npin) {
+		for (size_t i = 0; i < e->npin; i++)
+			fprintf(f, "\t\tjump p%zui\n", e->pin[i]);
+	} else {
+		enum isolation iso = tenant_iso(r->w, e->tenant);
+		unsigned s[2];
+
+		if (iso == ISO_NONE) {
+			fputs("\t\taccept\n", f);
+		} else {
+			block_sets(r, c, e->tenant, iso == ISO_SEGMENT ? e->segment : NULL, s);
+			for (int k = 0; k < 2; k++)
+				if (s[k])
+					fprintf(f, "\t\t%s saddr @s%u accept\n", k ? "ip6" : "ip", s[k]);
+		}
+	}
+	fputs("\t\tcounter drop comment \"ingress not allowed\"\n\t}\n", f);
+}
+
+static void verdict_map(FILE *f, const char *name, const struct world *w, char chain)
+{
+	size_t n = 0;
+
+	fprintf(f, "\tmap %s {\n\t\ttype ifname : verdict\n", name);
+	for (size_t i = 0; i < w->neps; i++) {
+		if (!w->eps[i].local)
+			continue;
+		fprintf(f, n++ ? ",\n\t\t\t     \"%s\" : goto %c%zu" : "\t\telements = { \"%s\" : goto %c%zu",
+			w->eps[i].ifname, chain, i);
+	}
+	fputs(n ? " }\n\t}\n" : "\t}\n", f);
+}
+
+char *policy_render_nft(const struct world *w, const char *table)
+{
+	struct render r = { .w = w };
+	struct cache c = { 0 };
+	char *body = NULL, *sets = NULL, *out = NULL;
+	size_t blen = 0, slen = 0;
+	bool *used;
+
+	r.f = open_memstream(&body, &blen);
+	r.sets = open_memstream(&sets, &slen);
+	used = calloc(2 * w->npols + 1, sizeof(*used));
+	if (!r.f || !r.sets || !used)
+		goto done;
+	for (size_t i = 0; i < w->neps; i++) {
+		const struct w_ep *e = &w->eps[i];
+
+		if (!e->local)
+			continue;
+		for (size_t k = 0; k < e->npin; k++)
+			used[2 * e->pin[k]] = true;
+		for (size_t k = 0; k < e->npout; k++)
+			used[2 * e->pout[k] + 1] = true;
+	}
+	for (size_t k = 0; k < w->npols; k++) {
+		if (used[2 * k])
+			policy_chain(&r, &c, k, true);
+		if (used[2 * k + 1])
+			policy_chain(&r, &c, k, false);
+	}
+	for (size_t i = 0; i < w->neps; i++)
+		if (w->eps[i].local)
+			endpoint_chains(&r, &c, i, &w->eps[i]);
+	verdict_map(r.f, "from_ep", w, 'e');
+	verdict_map(r.f, "to_host", w, 'h');
+	verdict_map(r.f, "to_ep", w, 'i');
+	fputs("\tchain egress {\n"
+	      "\t\ttype filter hook forward priority filter - 1; policy accept;\n"
+	      "\t\tiifname != \"lx*\" accept\n"
+	      "\t\tiifname vmap @from_ep\n"
+	      "\t\tcounter drop comment \"unknown workload interface\"\n"
+	      "\t}\n"
+	      "\tchain ingress {\n"
+	      "\t\ttype filter hook forward priority filter; policy accept;\n"
+	      "\t\toifname != \"lx*\" accept\n"
+	      "\t\toifname vmap @to_ep\n"
+	      "\t\tcounter drop comment \"unknown workload interface\"\n"
+	      "\t}\n"
+	      "\tchain host_in {\n"
+	      "\t\ttype filter hook input priority filter - 1; policy accept;\n"
+	      "\t\tiifname != \"lx*\" accept\n"
+	      "\t\tiifname vmap @to_host\n"
+	      "\t\tcounter drop comment \"unknown workload interface\"\n"
+	      "\t}\n", r.f);
+	if (fclose(r.f) != 0 || fclose(r.sets) != 0) {
+		r.f = r.sets = NULL;
+		goto done;
+	}
+	r.f = r.sets = NULL;
+	if (asprintf(&out,
+		     "# generated by larch-agent for host %s: %zu local endpoints, %zu policies\n"
+		     "table inet %s {\n}\n"
+		     "delete table inet %s\n"
+		     "table inet %s {\n%s%s}\n",
+		     w->host ? w->host : "-", w->nlocal, w->npols, table, table, table, sets, body) < 0)
+		out = NULL;
+done:
+	if (r.f)
+		fclose(r.f);
+	if (r.sets)
+		fclose(r.sets);
+	free(body);
+	free(sets);
+	free(used);
+	free(c.v);
+	return out;
+}
