@@ -58,5 +58,6 @@ struct error;
 char *fw_render(json_t *state, const char *host, const char *table, size_t *nlocal,
 		struct error *err);
 int fw_apply_nft(const char *nft, const char *text, char *errbuf, size_t errlen);
+bool fw_table_exists(const char *nft, const char *table);
 
 #endif

@@ -109,3 +109,26 @@ int fw_apply_nft(const char *nft, const char *text, char *errbuf, size_t errlen)
 		return 0;
 	return -EIO;
 }
+
+/* Does table inet NAME exist? (`nft list table`, output discarded) */
+bool fw_table_exists(const char *nft, const char *table)
+{
+	int status, fd;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return false;
+	if (pid == 0) {
+		fd = open("/dev/null", O_WRONLY);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execlp(nft, nft, "list", "table", "inet", table, (char *)NULL);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return false;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}

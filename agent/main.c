@@ -278,8 +278,9 @@ static void remember_handles(json_t *endpoints)
 	}
 }
 
-/* Compile larchd's policy for this host and apply it when it changed (or
- * force: a resync). 0, or -1 with the previous ruleset left in force. */
+/* Compile larchd's policy for this host and apply it when it changed (or,
+ * force: a resync, when the table is gone). 0, or -1 with the previous
+ * ruleset left in force. */
 static int firewall_pass(struct httpc *h, bool force)
 {
 	static const char *const lists[][2] = {
@@ -307,7 +308,9 @@ static int firewall_pass(struct httpc *h, bool force)
 	}
 	t1 = now_s();
 	m.fw_compile_seconds = t1 - t0;
-	if (!force && fw_last && !strcmp(fw_last, text)) {
+	/* Unchanged: leave the table alone (replacing it would zero its
+	 * counters); a resync only checks that it is still there. */
+	if (fw_last && !strcmp(fw_last, text) && (!force || fw_table_exists(o.nft, o.table))) {
 		r = 0;
 		goto out;
 	}
