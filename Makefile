@@ -154,6 +154,7 @@ bench: deps
 	$(Q)bench/run.sh
 	$(Q)bench/cni.sh
 	$(Q)bench/datapath.sh
+	$(Q)bench/policy.sh
 
 clean:
 	rm -rf build

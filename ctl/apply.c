@@ -4,7 +4,9 @@
  *
  * A manifest is a YAML (or JSON) stream of documents, each with a `kind`:
  * Space, Group, Host, Tenant, Segment, Endpoint (the API's fields, as in
- * docs/api.md), or Topology, which nests them (groups in groups, hosts in
+ * docs/api.md); Policy, NetworkPolicy, SecurityGroup, Namespace (created or
+ * replaced, docs/policy.md); Pod (its labels go to the endpoint with its
+ * namespace and name); or Topology, which nests them (groups in groups, hosts in
  * groups, segments in tenants). Everything is gathered first and created in
  * dependency order: spaces, groups parents first, hosts, tenants, segments,
  * endpoints. Creating is idempotent on the server (same content: 200), so
@@ -22,6 +24,7 @@
 
 struct plan {
 	json_t *spaces, *groups, *hosts, *tenants, *segments, *endpoints;
+	json_t *docs, *pods; /* policy documents and namespaces; Pod manifests */
 };
 
 static int bad(const char *file, size_t doc, const char *what)
@@ -141,7 +144,17 @@ static int add_doc(struct plan *p, json_t *d, const char *file, size_t doc)
 	if (!json_is_object(d))
 		return bad(file, doc, "must be a mapping with a kind");
 	if (!kind)
-		return bad(file, doc, "kind: missing (Topology, Space, Group, Host, Tenant, Segment, Endpoint)");
+		return bad(file, doc, "kind: missing (Topology, Space, Group, Host, Tenant, Segment, "
+			   "Endpoint, Policy, NetworkPolicy, SecurityGroup, Namespace, Pod)");
+	if (!strcmp(kind, "Policy") || !strcmp(kind, "NetworkPolicy") ||
+	    !strcmp(kind, "SecurityGroup") || !strcmp(kind, "Namespace")) {
+		json_array_append(p->docs, d);
+		return EXIT_OK;
+	}
+	if (!strcmp(kind, "Pod")) {
+		json_array_append(p->pods, d);
+		return EXIT_OK;
+	}
 	for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++) {
 		if (!strcmp(kind, simple[i].kind)) {
 			json_t *dst = *(json_t **)((char *)p + simple[i].off);
@@ -158,10 +171,11 @@ static int add_doc(struct plan *p, json_t *d, const char *file, size_t doc)
 		}
 	}
 	if (strcmp(kind, "Topology")) {
-		char msg[160];
+		char msg[256];
 
 		snprintf(msg, sizeof(msg),
-			 "kind: %.60s: unknown (Topology, Space, Group, Host, Tenant, Segment, Endpoint)",
+			 "kind: %.60s: unknown (Topology, Space, Group, Host, Tenant, Segment, "
+			 "Endpoint, Policy, NetworkPolicy, SecurityGroup, Namespace, Pod)",
 			 kind);
 		return bad(file, doc, msg);
 	}
@@ -261,10 +275,86 @@ static int create_all(struct ctl *c, const struct kind *k, json_t *items)
 	return EXIT_OK;
 }
 
+/* Policy documents and namespaces: created or replaced (the server says which). */
+static int apply_docs(struct ctl *c, json_t *docs)
+{
+	size_t i;
+	json_t *d;
+
+	json_array_foreach(docs, i, d) {
+		const char *kind = json_string_value(json_object_get(d, "kind"));
+		json_t *md = json_object_get(d, "metadata");
+		const char *name = json_string_value(json_object_get(md ? md : d, "name"));
+		long status = 0;
+		int r = ctl_call(c, "POST", !strcmp(kind, "Namespace") ? "/v1/namespaces" : "/v1/policies",
+				 d, &status, NULL);
+
+		if (r != EXIT_OK) {
+			ctl_errorx("apply stopped at %s %s", kind, name ? name : "(no name)");
+			return r;
+		}
+		if (!c->json)
+			printf("%s %s %s\n", kind, name ? name : "",
+			       status == 201 ? "created" : "applied");
+	}
+	return EXIT_OK;
+}
+
+/* Pod manifests: their labels go to the endpoint with that namespace and name. */
+static int apply_pods(struct ctl *c, json_t *pods)
+{
+	json_t *eps = NULL, *pod;
+	size_t i;
+	int r;
+
+	if (!json_array_size(pods))
+		return EXIT_OK;
+	if ((r = ctl_call(c, "GET", "/v1/endpoints", NULL, NULL, &eps)) != EXIT_OK)
+		return r;
+	json_array_foreach(pods, i, pod) {
+		json_t *md = json_object_get(pod, "metadata"), *labels, *e, *body;
+		const char *name = json_string_value(json_object_get(md, "name"));
+		const char *ns = json_string_value(json_object_get(md, "namespace"));
+		const char *handle = NULL;
+		char path[600];
+		size_t j;
+
+		if (!name) {
+			ctl_errorx("Pod: metadata.name is required");
+			r = EXIT_USAGE;
+			break;
+		}
+		ns = ns ? ns : "default";
+		json_array_foreach(json_object_get(eps, "items"), j, e) {
+			const char *en = json_string_value(json_object_get(e, "name"));
+			const char *ens = json_string_value(json_object_get(e, "namespace"));
+
+			if (en && ens && !strcmp(en, name) && !strcmp(ens, ns))
+				handle = json_string_value(json_object_get(e, "handle"));
+		}
+		if (!handle) {
+			ctl_errorx("Pod %s/%s: no endpoint has this namespace and name", ns, name);
+			r = EXIT_SERVER;
+			break;
+		}
+		labels = json_object_get(md, "labels");
+		body = json_pack("{sO}", "labels", labels ? labels : json_object());
+		snprintf(path, sizeof(path), "/v1/endpoints/%s", handle);
+		r = ctl_call(c, "PATCH", path, body, NULL, NULL);
+		json_decref(body);
+		if (r != EXIT_OK)
+			break;
+		if (!c->json)
+			printf("Pod %s/%s labels set on endpoint %s\n", ns, name, handle);
+	}
+	json_decref(eps);
+	return r;
+}
+
 int cmd_apply(struct ctl *c, int argc, char **argv)
 {
-	struct plan p = { json_array(), json_array(), json_array(),
-			  json_array(), json_array(), json_array() };
+	struct plan p = { json_array(), json_array(), json_array(), json_array(),
+			  json_array(), json_array(), json_array(), json_array() };
 	const char *file = NULL;
 	struct error err = { 0 };
 	json_t *docs, *d, *groups;
@@ -301,6 +391,10 @@ int cmd_apply(struct ctl *c, int argc, char **argv)
 	    (r = create_all(c, &kind_tenant, p.tenants)) == EXIT_OK &&
 	    (r = create_all(c, &kind_segment, p.segments)) == EXIT_OK)
 		r = create_all(c, &kind_endpoint, p.endpoints);
+	if (r == EXIT_OK)
+		r = apply_docs(c, p.docs);
+	if (r == EXIT_OK)
+		r = apply_pods(c, p.pods);
 	json_decref(groups);
 out:
 	json_decref(docs);
@@ -310,5 +404,7 @@ out:
 	json_decref(p.tenants);
 	json_decref(p.segments);
 	json_decref(p.endpoints);
+	json_decref(p.docs);
+	json_decref(p.pods);
 	return r;
 }

@@ -52,13 +52,17 @@ static void put(struct req *rq, bool ns_only)
 	json_decref(body);
 }
 
+static int cmp_doc(const void *a, const void *b)
+{
+	return strcmp((*(const struct doc *const *)a)->id, (*(const struct doc *const *)b)->id);
+}
+
 static void list(struct req *rq, bool namespaces)
 {
 	struct larchd *d = rq->d;
 	const char *kind = req_query(rq, "kind");
 	json_t *items = json_array();
-	const struct doc *doc;
-	char **ids;
+	const struct doc *doc, **ids;
 	size_t it = 0, n = 0;
 	uint64_t rev;
 
@@ -69,10 +73,11 @@ static void list(struct req *rq, bool namespaces)
 			continue;
 		if (kind && strcmp(kind, pol_kind_name(doc->kind)))
 			continue;
-		ids[n++] = doc->value;
+		ids[n++] = doc;
 	}
+	qsort(ids, n, sizeof(*ids), cmp_doc); /* stable order: by ID */
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(items, json_loads(ids[i], 0, NULL));
+		json_array_append_new(items, json_loads(ids[i]->value, 0, NULL));
 	read_end(rq);
 	free(ids);
 	req_json(rq, 200, list_body(rev, items));

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "hmap.h"
 #include "policy.h"
 
 struct w_ep {
@@ -69,6 +70,10 @@ struct world {
 	size_t npols;
 	struct policy *nss;
 	size_t nnss;
+	/* indexes: endpoints by namespace (then handle); policies by the
+	 * namespace they apply in (NULL first) */
+	struct w_ep **by_ns;
+	size_t *pol_by_ns;
 };
 
 static int cmp_prefix(const void *a, const void *b)
@@ -98,6 +103,8 @@ void policy_world_free(struct world *w)
 		policy_release(&w->pols[i]);
 	for (size_t i = 0; i < w->nnss; i++)
 		policy_release(&w->nss[i]);
+	free(w->by_ns);
+	free(w->pol_by_ns);
 	free(w->eps);
 	free(w->blocks);
 	free(w->tenants);
@@ -159,6 +166,20 @@ static json_t *ns_labels(const struct world *w, const char *ns)
 	return NULL;
 }
 
+/* Do namespace ns's labels match? (one that larchd has no document for
+ * still has its name label, as in Kubernetes) */
+static bool ns_match(const struct world *w, const struct labelsel *s, const char *ns)
+{
+	json_t *l = ns_labels(w, ns), *tmp = NULL;
+	bool ok;
+
+	if (!l)
+		l = tmp = json_pack("{ss}", "kubernetes.io/metadata.name", ns);
+	ok = labels_match(s, l);
+	json_decref(tmp);
+	return ok;
+}
+
 static bool sel_match(const struct world *w, const struct epsel *s, const struct w_ep *e)
 {
 	if (s->tenant && strcmp(s->tenant, e->tenant))
@@ -171,22 +192,8 @@ static bool sel_match(const struct world *w, const struct epsel *s, const struct
 		return false;
 	if (s->has_pods && !labels_match(&s->pods, e->labels))
 		return false;
-	if (s->has_nss) {
-		json_t *l, *tmp = NULL;
-		bool ok;
-
-		if (!e->ns)
-			return false;
-		/* a namespace larchd has no document for still has its name label */
-		if (!(l = ns_labels(w, e->ns))) {
-			tmp = json_pack("{ss}", "kubernetes.io/metadata.name", e->ns);
-			l = tmp;
-		}
-		ok = labels_match(&s->nss, l);
-		json_decref(tmp);
-		if (!ok)
-			return false;
-	}
+	if (s->has_nss && (!e->ns || !ns_match(w, &s->nss, e->ns)))
+		return false;
 	if (s->sg) {
 		size_t i;
 		json_t *v;
@@ -199,6 +206,90 @@ static bool sel_match(const struct world *w, const struct epsel *s, const struct
 			return false;
 	}
 	return true;
+}
+
+/* ---- indexes ---- */
+
+static int nscmp(const char *a, const char *b)
+{
+	return !a ? (b ? -1 : 0) : !b ? 1 : strcmp(a, b);
+}
+
+static int cmp_ep_ns(const void *a, const void *b)
+{
+	const struct w_ep *x = *(struct w_ep *const *)a, *y = *(struct w_ep *const *)b;
+	int c = nscmp(x->ns, y->ns);
+
+	return c ? c : strcmp(x->handle, y->handle);
+}
+
+static const struct world *sort_world;
+
+static int cmp_pol_ns(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	int c = nscmp(sort_world->pols[x].applies.ns, sort_world->pols[y].applies.ns);
+
+	return c ? c : (x > y) - (x < y);
+}
+
+/* [*lo, *hi) of the endpoints in namespace ns. */
+static void ep_range(const struct world *w, const char *ns, size_t *lo, size_t *hi)
+{
+	size_t a = 0, b = w->neps;
+
+	while (a < b) {
+		size_t m = (a + b) / 2;
+
+		if (nscmp(w->by_ns[m]->ns, ns) < 0)
+			a = m + 1;
+		else
+			b = m;
+	}
+	*lo = a;
+	b = w->neps;
+	while (a < b) {
+		size_t m = (a + b) / 2;
+
+		if (nscmp(w->by_ns[m]->ns, ns) <= 0)
+			a = m + 1;
+		else
+			b = m;
+	}
+	*hi = a;
+}
+
+/* [*lo, *hi) of pol_by_ns for the policies that apply in namespace ns. */
+static void pol_range(const struct world *w, const char *ns, size_t *lo, size_t *hi)
+{
+	size_t a = 0, b = w->npols;
+
+	while (a < b) {
+		size_t m = (a + b) / 2;
+
+		if (nscmp(w->pols[w->pol_by_ns[m]].applies.ns, ns) < 0)
+			a = m + 1;
+		else
+			b = m;
+	}
+	*lo = a;
+	b = w->npols;
+	while (a < b) {
+		size_t m = (a + b) / 2;
+
+		if (nscmp(w->pols[w->pol_by_ns[m]].applies.ns, ns) <= 0)
+			a = m + 1;
+		else
+			b = m;
+	}
+	*hi = a;
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+	return (x > y) - (x < y);
 }
 
 /* ---- building the world ---- */
@@ -300,21 +391,49 @@ struct world *policy_world(json_t *tenants, json_t *blocks, json_t *hosts, json_
 			goto fail;
 		w->nnss++;
 	}
-	/* which policies select each local endpoint, per direction */
+	w->by_ns = calloc(w->neps + 1, sizeof(*w->by_ns));
+	w->pol_by_ns = calloc(w->npols + 1, sizeof(*w->pol_by_ns));
+	if (!w->by_ns || !w->pol_by_ns)
+		goto oom;
+	for (i = 0; i < w->neps; i++)
+		w->by_ns[i] = &w->eps[i];
+	qsort(w->by_ns, w->neps, sizeof(*w->by_ns), cmp_ep_ns);
+	for (i = 0; i < w->npols; i++)
+		w->pol_by_ns[i] = i;
+	sort_world = w;
+	qsort(w->pol_by_ns, w->npols, sizeof(*w->pol_by_ns), cmp_pol_ns);
+	/* which policies select each local endpoint, per direction: those of
+	 * any namespace, then those of the endpoint's, in document order */
 	for (i = 0; i < w->neps; i++) {
 		struct w_ep *e = &w->eps[i];
+		size_t lo0, hi0, lo, hi, *cand, nc = 0;
 
 		if (!e->local)
 			continue;
-		for (size_t k = 0; k < w->npols; k++) {
-			const struct policy *p = &w->pols[k];
+		pol_range(w, NULL, &lo0, &hi0);
+		if (e->ns)
+			pol_range(w, e->ns, &lo, &hi);
+		else
+			lo = hi = 0;
+		if (!(cand = malloc((hi0 - lo0 + hi - lo + 1) * sizeof(*cand))))
+			goto oom;
+		for (size_t k = lo0; k < hi0; k++)
+			cand[nc++] = w->pol_by_ns[k];
+		for (size_t k = lo; k < hi; k++)
+			cand[nc++] = w->pol_by_ns[k];
+		qsort(cand, nc, sizeof(*cand), cmp_size);
+		for (size_t c = 0; c < nc; c++) {
+			const struct policy *p = &w->pols[cand[c]];
 
 			if (!sel_match(w, &p->applies, e))
 				continue;
-			if ((p->ingress && push_idx(&e->pin, &e->npin, k) < 0) ||
-			    (p->egress && push_idx(&e->pout, &e->npout, k) < 0))
+			if ((p->ingress && push_idx(&e->pin, &e->npin, cand[c]) < 0) ||
+			    (p->egress && push_idx(&e->pout, &e->npout, cand[c]) < 0)) {
+				free(cand);
 				goto oom;
+			}
 		}
+		free(cand);
 	}
 	return w;
 oom:
@@ -378,11 +497,18 @@ struct blockset {
 	unsigned s[2];
 };
 
+/* Selector peers with the same meaning share one set: key -> set number. */
+struct peerset {
+	char *key;
+	unsigned set;
+};
+
 struct cache {
 	struct blockset *v;
 	size_t n;
 	unsigned hosts[2];
 	bool hosts_done;
+	struct hmap peers;
 };
 
 static void block_sets(struct render *r, struct cache *c, const char *tenant, const char *segment,
@@ -419,6 +545,104 @@ static void block_sets(struct render *r, struct cache *c, const char *tenant, co
 static const char *fam_kw(uint8_t family)
 {
 	return family == 4 ? "ip" : "ip6";
+}
+
+static void key_sel(FILE *f, const struct labelsel *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		fprintf(f, "(%s %d", s->e[i].key, (int)s->e[i].op);
+		for (size_t j = 0; j < s->e[i].nvalues; j++)
+			fprintf(f, " %s", s->e[i].values[j]);
+		fputc(')', f);
+	}
+}
+
+/* What a selector means, as text: equal keys select the same endpoints. */
+static char *sel_key(const struct epsel *s, uint8_t family)
+{
+	char *k = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&k, &len);
+
+	if (!f)
+		return NULL;
+	fprintf(f, "%u|%s|%s|%s|%s|%s|%d", family, s->tenant ?: "", s->segment ?: "", s->ns ?: "",
+		s->handle ?: "", s->sg ?: "", s->has_pods);
+	key_sel(f, &s->pods);
+	fprintf(f, "|%d", s->has_nss);
+	key_sel(f, &s->nss);
+	if (fclose(f) != 0) {
+		free(k);
+		return NULL;
+	}
+	return k;
+}
+
+static bool eq_peerset(const void *val, const void *key)
+{
+	return !strcmp(((const struct peerset *)val)->key, key);
+}
+
+static size_t add_addrs(const struct w_ep *e, struct prefix *v, size_t n)
+{
+	for (size_t j = 0; j < e->na; j++)
+		v[n++] = e->a[j];
+	return n;
+}
+
+/* The set of the addresses a selector matches in one family (0: none). */
+static unsigned eps_set(struct render *r, struct cache *c, const struct epsel *sel,
+			uint8_t family, const char *what)
+{
+	const struct world *w = r->w;
+	char *key = sel_key(sel, family);
+	struct peerset *ps;
+	struct prefix *v;
+	size_t n = 0, lo, hi;
+	unsigned set;
+
+	if (!key)
+		return 0;
+	if ((ps = hmap_find(&c->peers, hash_str(key), eq_peerset, key))) {
+		free(key);
+		return ps->set;
+	}
+	if (!(v = calloc(2 * w->neps + 1, sizeof(*v)))) {
+		free(key);
+		return 0;
+	}
+	if (sel->ns) {
+		/* one namespace: its range of the index */
+		ep_range(w, sel->ns, &lo, &hi);
+		for (size_t i = lo; i < hi; i++)
+			if (sel_match(w, sel, w->by_ns[i]))
+				n = add_addrs(w->by_ns[i], v, n);
+	} else if (sel->has_nss) {
+		/* namespace by namespace: test its labels once */
+		for (size_t i = 0; i < w->neps; i = hi) {
+			ep_range(w, w->by_ns[i]->ns, &lo, &hi);
+			if (!w->by_ns[i]->ns || !ns_match(w, &sel->nss, w->by_ns[i]->ns))
+				continue;
+			for (size_t j = lo; j < hi; j++)
+				if (sel_match(w, sel, w->by_ns[j]))
+					n = add_addrs(w->by_ns[j], v, n);
+		}
+	} else {
+		for (size_t i = 0; i < w->neps; i++)
+			if (sel_match(w, sel, &w->eps[i]))
+				n = add_addrs(&w->eps[i], v, n);
+	}
+	set = declare_set(r, v, n, family, false, what);
+	free(v);
+	ps = malloc(sizeof(*ps));
+	if (!ps || hmap_insert(&c->peers, hash_str(key), ps) < 0) {
+		free(ps);
+		free(key);
+		return set;
+	}
+	ps->key = key;
+	ps->set = set;
+	return set;
 }
 
 /* The match of one peer in one family into buf; false when it matches nothing. */
@@ -464,18 +688,9 @@ static bool peer_match(struct render *r, struct cache *c, const struct peer *p, 
 		}
 		set = c->hosts[family == 6];
 		break;
-	case PEER_EPS: {
-		struct prefix *v = calloc(2 * w->neps + 1, sizeof(*v));
-		size_t n = 0;
-
-		for (size_t i = 0; v && i < w->neps; i++)
-			if (sel_match(w, &p->sel, &w->eps[i]))
-				for (size_t j = 0; j < w->eps[i].na; j++)
-					v[n++] = w->eps[i].a[j];
-		set = v ? declare_set(r, v, n, family, false, what) : 0;
-		free(v);
+	case PEER_EPS:
+		set = eps_set(r, c, &p->sel, family, what);
 		break;
-	}
 	default:
 		return false;
 	}
@@ -737,5 +952,15 @@ done:
 	free(sets);
 	free(used);
 	free(c.v);
+	{
+		struct peerset *ps;
+		size_t it = 0;
+
+		while ((ps = hmap_next(&c.peers, &it))) {
+			free(ps->key);
+			free(ps);
+		}
+		hmap_release(&c.peers);
+	}
 	return out;
 }

@@ -324,7 +324,7 @@ def make_topology(api, v4="10.64.0.0/16", v6="fd10::/48", hosts=("h1", "h2", "h3
         assert st == 201, (path, body)
 
 
-LISTS = ("/v1/spaces", "/v1/groups", "/v1/hosts", "/v1/tenants", "/v1/endpoints",
+LISTS = ("/v1/policies", "/v1/namespaces", "/v1/spaces", "/v1/groups", "/v1/hosts", "/v1/tenants", "/v1/endpoints",
          "/v1/blocks", "/v1/tree")
 
 
