@@ -38,22 +38,25 @@ echo "--- router (one route per rack and family)"
 ns rt ip route show | grep -v 'proto kernel'
 ns rt ip -6 route show | grep -v 'proto kernel' | grep -v '^fe80'
 
-say "reachability matrix (ICMP and TCP, IPv4): rows are sources"
+say "reachability matrix (ICMP and TCP, IPv4): rows are sources; default isolation by segment"
 printf '%-9s' ""
 for dst in $PODS; do IFS=: read -r h name _ _ <<<"$dst"; printf '%-9s' "$h-$name"; done
 echo
 for src in $PODS; do
-	IFS=: read -r sh sn _ _ <<<"$src"
+	IFS=: read -r sh sn st ss <<<"$src"
 	printf '%-9s' "$sh-$sn"
 	for dst in $PODS; do
-		IFS=: read -r dh dn _ _ <<<"$dst"
-		if [ "$src" = "$dst" ]; then printf '%-9s' "-"
-		elif probe "$sh" "$sn" "$(pod_ip "$dh" "$dn" 4)"; then printf '%-9s' "ok"
-		else printf '%-9s' "FAIL"; fi
+		IFS=: read -r dh dn dt ds <<<"$dst"
+		if [ "$src" = "$dst" ]; then printf '%-9s' "-"; continue; fi
+		if probe "$sh" "$sn" "$(pod_ip "$dh" "$dn" 4)"; then got=ok; else got=denied; fi
+		if [ "$st/$ss" = "$dt/$ds" ]; then want=ok; else want=denied; fi
+		[ "$got" = "$want" ] || got="$got(WRONG)"
+		printf '%-9s' "$got"
 	done
 	echo
 done
-echo "(no policy yet: isolation between tenants and segments comes with the firewall)"
+echo "(each agent enforces the tenants' default isolation with nftables: same tenant and"
+echo " segment pass, the rest is denied; see docs/policy.md for policies)"
 
 say "no encapsulation anywhere"
 for h in $HOSTS rt; do printf '%-4s %s\n' "$h" "$(ns "$h" ip -d -o link show | grep -Ec 'vxlan|ipip|gre|geneve' || true) tunnel interfaces"; done
