@@ -48,39 +48,50 @@ char *fw_render(json_t *state, const char *host, const char *table, size_t *nloc
 	return text;
 }
 
-/* Run `nft -f -` with text on stdin; its stderr into errbuf. 0 on success. */
-int fw_apply_nft(const char *nft, const char *text, char *errbuf, size_t errlen)
+/*
+ * Run nft with args; text (may be NULL) on its stdin; its stdout and stderr
+ * into errbuf (NULL: discarded). 0 when it exits 0.
+ */
+static int run_nft(const char *nft, const char *const args[], const char *text, char *errbuf,
+		   size_t errlen)
 {
-	int in[2], er[2], status;
-	size_t len = strlen(text), off = 0, got = 0;
+	const char *argv[8] = { nft };
+	int in[2], out[2], status;
+	size_t len = text ? strlen(text) : 0, off = 0, got = 0;
+	char sink[512];
 	pid_t pid;
 
-	errbuf[0] = '\0';
+	for (size_t i = 0; args[i] && i < 6; i++)
+		argv[i + 1] = args[i];
+	if (errbuf)
+		errbuf[0] = '\0';
 	if (pipe2(in, O_CLOEXEC) < 0)
 		return -errno;
-	if (pipe2(er, O_CLOEXEC) < 0) {
+	if (pipe2(out, O_CLOEXEC) < 0) {
 		close(in[0]);
 		close(in[1]);
 		return -errno;
 	}
 	pid = fork();
 	if (pid < 0) {
+		int e = errno;
+
 		close(in[0]);
 		close(in[1]);
-		close(er[0]);
-		close(er[1]);
-		return -errno;
+		close(out[0]);
+		close(out[1]);
+		return -e;
 	}
 	if (pid == 0) {
 		dup2(in[0], 0);
-		dup2(er[1], 2);
-		dup2(er[1], 1);
-		execlp(nft, nft, "-f", "-", (char *)NULL);
+		dup2(out[1], 1);
+		dup2(out[1], 2);
+		execvp(nft, (char *const *)argv);
 		fprintf(stderr, "cannot run %s: %s\n", nft, strerror(errno));
 		_exit(127);
 	}
 	close(in[0]);
-	close(er[1]);
+	close(out[1]);
 	while (off < len) {
 		ssize_t n = write(in[1], text + off, len - off);
 
@@ -91,44 +102,39 @@ int fw_apply_nft(const char *nft, const char *text, char *errbuf, size_t errlen)
 		off += (size_t)n;
 	}
 	close(in[1]);
-	for (;;) {
-		ssize_t n = read(er[0], errbuf + got, got + 1 < errlen ? errlen - got - 1 : 0);
+	for (;;) { /* read to the end (a listing can be long), keep what fits */
+		char *b = errbuf && got + 1 < errlen ? errbuf + got : sink;
+		size_t room = b == sink ? sizeof(sink) : errlen - got - 1;
+		ssize_t n = read(out[0], b, room);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
-		got += (size_t)n;
+		if (b != sink)
+			got += (size_t)n;
 	}
-	errbuf[got] = '\0';
-	close(er[0]);
+	if (errbuf)
+		errbuf[got] = '\0';
+	close(out[0]);
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return -errno;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		return 0;
-	return -EIO;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+/* Apply a ruleset: `nft -f -`, one transaction; nft's message in errbuf. */
+int fw_apply_nft(const char *nft, const char *text, char *errbuf, size_t errlen)
+{
+	static const char *const args[] = { "-f", "-", NULL };
+
+	return run_nft(nft, args, text, errbuf, errlen);
 }
 
 /* Does table inet NAME exist? (`nft list table`, output discarded) */
 bool fw_table_exists(const char *nft, const char *table)
 {
-	int status, fd;
-	pid_t pid = fork();
+	const char *const args[] = { "list", "table", "inet", table, NULL };
 
-	if (pid < 0)
-		return false;
-	if (pid == 0) {
-		fd = open("/dev/null", O_WRONLY);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execlp(nft, nft, "list", "table", "inet", table, (char *)NULL);
-		_exit(127);
-	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return false;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	return run_nft(nft, args, NULL, NULL, 0) == 0;
 }

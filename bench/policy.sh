@@ -10,8 +10,10 @@ set -eu
 cd "$(dirname "$0")/.."
 . tests/netns/lib.sh
 LOCAL=${1:-3500} POLICIES=${2:-12000} ROUNDS=${3:-5}
-tmp=$(mktemp -d /tmp/lxbp.XXXXXX)
-nsn=lxbp-$$
+NSP=lxbp
+cluster_dir
+tmp=$DIR
+nsn=$NSP-$$
 trap 'ip netns del $nsn 2>/dev/null; rm -rf "$tmp"' EXIT
 ip netns add "$nsn"
 /usr/bin/python3 bench/policy_world.py "$LOCAL" "$POLICIES" > "$tmp/world.json"

@@ -6,7 +6,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 BIN=build/bin
-DIR=$(mktemp -d /tmp/larch-bench.XXXXXX)
+DIR=$(mktemp -d)
 PID=
 cleanup() {
 	[ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true

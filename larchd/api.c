@@ -55,6 +55,20 @@ void write_end(struct req *rq, struct mtxn *tx)
 	mtxn_release(tx);
 }
 
+/* write_end, then the answer: err when r < 0, else status with out (or
+ * nothing: out is dropped on an error). */
+void write_reply(struct req *rq, struct mtxn *tx, int r, const struct error *err, int status,
+		 json_t *out)
+{
+	write_end(rq, tx);
+	if (r < 0) {
+		json_decref(out);
+		req_error(rq, err);
+	} else {
+		req_json(rq, status, out);
+	}
+}
+
 json_t *list_body(uint64_t rev, json_t *items)
 {
 	json_t *o = json_object();
@@ -223,11 +237,7 @@ static void create(struct req *rq, const struct kind *k)
 		a0 = k->spec_name(&sp, &a1);
 		out = k->to_json(d->model, k->find(d->model, a0, a1));
 	}
-	write_end(rq, &tx);
-	if (r < 0)
-		req_error(rq, &err);
-	else
-		req_json(rq, r == 1 ? 200 : 201, out);
+	write_reply(rq, &tx, r, &err, r == 1 ? 200 : 201, out);
 	k->release(&sp);
 	json_decref(body);
 }
@@ -269,11 +279,7 @@ static void del(struct req *rq, const struct kind *k)
 
 	write_begin(d, &tx);
 	r = k->del(d->model, rq->args[0], rq->args[1], &tx, &err);
-	write_end(rq, &tx);
-	if (r < 0)
-		req_error(rq, &err);
-	else
-		req_json(rq, 204, NULL);
+	write_reply(rq, &tx, r, &err, 204, NULL);
 }
 
 static int cmp_json_name(const void *a, const void *b)

@@ -132,11 +132,7 @@ void api_endpoint_create(struct req *rq)
 	r = model_endpoint_create(d->model, &sp, &tx, &e, &err);
 	if (r >= 0)
 		out = endpoint_json(d->model, e);
-	write_end(rq, &tx);
-	if (r < 0)
-		req_error(rq, &err);
-	else
-		req_json(rq, r == 1 ? 200 : 201, out);
+	write_reply(rq, &tx, r, &err, r == 1 ? 200 : 201, out);
 	endpoint_spec_release(&sp);
 	json_decref(body);
 }
@@ -200,11 +196,7 @@ void api_endpoint_patch(struct req *rq)
 	r = model_endpoint_patch(d->model, rq->args[0], body, &tx, &e, &err);
 	if (r >= 0)
 		out = endpoint_json(d->model, e);
-	write_end(rq, &tx);
-	if (r < 0)
-		req_error(rq, &err);
-	else
-		req_json(rq, 200, out);
+	write_reply(rq, &tx, r, &err, 200, out);
 	json_decref(body);
 }
 
@@ -217,11 +209,7 @@ void api_endpoint_delete(struct req *rq)
 
 	write_begin(d, &tx);
 	r = model_endpoint_delete(d->model, rq->args[0], &tx, &err);
-	write_end(rq, &tx);
-	if (r < 0)
-		req_error(rq, &err);
-	else
-		req_json(rq, 204, NULL);
+	write_reply(rq, &tx, r, &err, 204, NULL);
 }
 
 void api_endpoint_bind(struct req *rq)
@@ -250,11 +238,7 @@ void api_endpoint_bind(struct req *rq)
 	r = model_endpoint_bind(d->model, rq->args[0], host, &tx, &e, &err);
 	if (r >= 0)
 		out = endpoint_json(d->model, e);
-	write_end(rq, &tx);
-	if (r < 0)
-		req_error(rq, &err);
-	else
-		req_json(rq, 200, out);
+	write_reply(rq, &tx, r, &err, 200, out);
 	json_decref(body);
 }
 

@@ -44,11 +44,7 @@ static void put(struct req *rq, bool ns_only)
 	r = model_doc_put(d->model, body, &tx, &doc, &err);
 	if (r >= 0)
 		out = json_loads(doc->value, 0, NULL);
-	write_end(rq, &tx);
-	if (r < 0)
-		req_error(rq, &err);
-	else
-		req_json(rq, r == 0 ? 201 : 200, out);
+	write_reply(rq, &tx, r, &err, r == 0 ? 201 : 200, out);
 	json_decref(body);
 }
 
@@ -128,11 +124,7 @@ static void del_one(struct req *rq, bool ns)
 	path_id(rq, ns, id, sizeof(id));
 	write_begin(d, &tx);
 	r = model_doc_delete(d->model, id, &tx, &err);
-	write_end(rq, &tx);
-	if (r < 0)
-		req_error(rq, &err);
-	else
-		req_json(rq, 204, NULL);
+	write_reply(rq, &tx, r, &err, 204, NULL);
 }
 
 void api_policy_put(struct req *rq) { put(rq, false); }
@@ -166,10 +158,6 @@ void api_tenant_patch(struct req *rq)
 	r = model_tenant_patch(d->model, rq->args[0], iso, &tx, &err);
 	if (r >= 0)
 		out = tenant_json(d->model, model_tenant(d->model, rq->args[0]));
-	write_end(rq, &tx);
-	if (r < 0)
-		req_error(rq, &err);
-	else
-		req_json(rq, 200, out);
+	write_reply(rq, &tx, r, &err, 200, out);
 	json_decref(body);
 }

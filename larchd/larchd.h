@@ -183,6 +183,8 @@ void read_end(struct req *rq);
 void write_begin(struct larchd *d, struct mtxn *tx);
 /* Submit tx and unlock; the answer is held back until tx is durable. */
 void write_end(struct req *rq, struct mtxn *tx);
+void write_reply(struct req *rq, struct mtxn *tx, int r, const struct error *err, int status,
+		 json_t *out);
 json_t *list_body(uint64_t rev, json_t *items);
 
 #endif

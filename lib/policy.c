@@ -64,8 +64,10 @@ static int only(json_t *o, const char *path, const char *const allowed[], struct
 	return 0;
 }
 
-/* Optional object / array / string members with type errors named. */
-static int get_obj(json_t *o, const char *path, const char *key, json_t **out, struct error *err)
+/* An optional member of JSON type `type` (absent or null: *out NULL); a
+ * member of another type is an error naming path.key. */
+static int get(json_t *o, const char *path, const char *key, json_type type, json_t **out,
+	       struct error *err)
 {
 	json_t *v = json_object_get(o, key);
 	char f[FIELD_MAX];
@@ -73,42 +75,33 @@ static int get_obj(json_t *o, const char *path, const char *key, json_t **out, s
 	*out = NULL;
 	if (!v || json_is_null(v))
 		return 0;
-	sub(f, path, key);
-	if (!json_is_object(v))
-		return bad(err, f, NULL, "must be an object");
+	if (json_typeof(v) != type) {
+		sub(f, path, key);
+		return bad(err, f, NULL, type == JSON_OBJECT ? "must be an object"
+				       : type == JSON_ARRAY ? "must be an array" : "must be a string");
+	}
 	*out = v;
 	return 0;
 }
 
+static int get_obj(json_t *o, const char *path, const char *key, json_t **out, struct error *err)
+{
+	return get(o, path, key, JSON_OBJECT, out, err);
+}
+
 static int get_arr(json_t *o, const char *path, const char *key, json_t **out, struct error *err)
 {
-	json_t *v = json_object_get(o, key);
-	char f[FIELD_MAX];
-
-	*out = NULL;
-	if (!v || json_is_null(v))
-		return 0;
-	sub(f, path, key);
-	if (!json_is_array(v))
-		return bad(err, f, NULL, "must be an array");
-	*out = v;
-	return 0;
+	return get(o, path, key, JSON_ARRAY, out, err);
 }
 
 static int get_str(json_t *o, const char *path, const char *key, const char **out,
 		   struct error *err)
 {
-	json_t *v = json_object_get(o, key);
-	char f[FIELD_MAX];
+	json_t *v;
+	int r = get(o, path, key, JSON_STRING, &v, err);
 
-	*out = NULL;
-	if (!v || json_is_null(v))
-		return 0;
-	sub(f, path, key);
-	if (!json_is_string(v))
-		return bad(err, f, NULL, "must be a string");
-	*out = json_string_value(v);
-	return 0;
+	*out = v ? json_string_value(v) : NULL;
+	return r;
 }
 
 static int dup_name(const char *field, const char *s, char **out, struct error *err)
@@ -465,8 +458,6 @@ static int parse_k8s_peer(json_t *o, const char *path, const char *ns, struct ru
 		/* a podSelector alone: pods of the policy's own namespace */
 		return oom(err);
 	}
-	if (nss && !ps) /* every pod of the selected namespaces */
-		p->sel.has_pods = false;
 	return 0;
 }
 
@@ -483,43 +474,8 @@ static struct rule *new_rule(struct rule **v, size_t *n, struct error *err)
 	return &x[(*n)++];
 }
 
-static int parse_k8s_rules(json_t *arr, const char *path, const char *peerkey, const char *ns,
-			   struct rule **v, size_t *n, struct error *err)
-{
-	static const char *const inf[] = { "from", "ports", NULL };
-	static const char *const outf[] = { "to", "ports", NULL };
-	json_t *o, *peers, *ports, *x;
-	char f[FIELD_MAX], g[FIELD_MAX], h[FIELD_MAX];
-	size_t i, j;
-	int rc;
-
-	json_array_foreach(arr, i, o) {
-		struct rule *r;
-
-		idx(f, path, i);
-		if (!json_is_object(o))
-			return bad(err, f, NULL, "must be an object");
-		if ((rc = only(o, f, !strcmp(peerkey, "from") ? inf : outf, err)) < 0 ||
-		    (rc = get_arr(o, f, peerkey, &peers, err)) < 0 ||
-		    (rc = get_arr(o, f, "ports", &ports, err)) < 0)
-			return rc;
-		if (!(r = new_rule(v, n, err)))
-			return -ENOMEM;
-		sub(g, f, peerkey);
-		json_array_foreach(peers, j, x) {
-			idx(h, g, j);
-			if ((rc = parse_k8s_peer(x, h, ns, r, err)) < 0)
-				return rc;
-		}
-		sub(g, f, "ports");
-		json_array_foreach(ports, j, x) {
-			idx(h, g, j);
-			if ((rc = parse_port(x, h, r, err)) < 0)
-				return rc;
-		}
-	}
-	return 0;
-}
+static int parse_rules(json_t *arr, const char *path, const char *peerkey, const char *ns,
+		       struct rule **v, size_t *n, struct error *err);
 
 static int parse_netpol(json_t *doc, struct policy *p, struct error *err)
 {
@@ -581,8 +537,8 @@ static int parse_netpol(json_t *doc, struct policy *p, struct error *err)
 		p->ingress = true;
 		p->egress = out != NULL;
 	}
-	if ((r = parse_k8s_rules(in, "spec.ingress", "from", p->ns, &p->in, &p->nin, err)) < 0 ||
-	    (r = parse_k8s_rules(out, "spec.egress", "to", p->ns, &p->out, &p->nout, err)) < 0)
+	if ((r = parse_rules(in, "spec.ingress", "from", p->ns, &p->in, &p->nin, err)) < 0 ||
+	    (r = parse_rules(out, "spec.egress", "to", p->ns, &p->out, &p->nout, err)) < 0)
 		return r;
 	return 0;
 }
@@ -661,7 +617,7 @@ static int parse_larch_peer(json_t *o, const char *path, struct rule *r, struct 
 	}
 	if ((rc = parse_epsel(o, path, &p->sel, &any, err)) < 0)
 		return rc;
-	if (any && !p->sel.segment)
+	if (any)
 		return bad(err, path, NULL,
 			   "a peer needs tenant, segment, namespace, selector, endpoint, cidr or host");
 	p->type = PEER_EPS;
@@ -675,11 +631,12 @@ static int parse_larch_peer(json_t *o, const char *path, struct rule *r, struct 
 	return 0;
 }
 
-static int parse_larch_rules(json_t *arr, const char *path, const char *peerkey,
-			     struct rule **v, size_t *n, struct error *err)
+/* ingress or egress rules: {from|to, ports} (Larch: also family). ns: the
+ * NetworkPolicy's namespace, whose peers are Kubernetes peers; NULL: Larch. */
+static int parse_rules(json_t *arr, const char *path, const char *peerkey, const char *ns,
+		       struct rule **v, size_t *n, struct error *err)
 {
-	static const char *const inf[] = { "from", "ports", "family", NULL };
-	static const char *const outf[] = { "to", "ports", "family", NULL };
+	const char *const fields[] = { peerkey, "ports", ns ? NULL : "family", NULL };
 	json_t *o, *peers, *ports, *x, *fam;
 	char f[FIELD_MAX], g[FIELD_MAX], h[FIELD_MAX];
 	size_t i, j;
@@ -691,13 +648,13 @@ static int parse_larch_rules(json_t *arr, const char *path, const char *peerkey,
 		idx(f, path, i);
 		if (!json_is_object(o))
 			return bad(err, f, NULL, "must be an object");
-		if ((rc = only(o, f, !strcmp(peerkey, "from") ? inf : outf, err)) < 0 ||
+		if ((rc = only(o, f, fields, err)) < 0 ||
 		    (rc = get_arr(o, f, peerkey, &peers, err)) < 0 ||
 		    (rc = get_arr(o, f, "ports", &ports, err)) < 0)
 			return rc;
 		if (!(r = new_rule(v, n, err)))
 			return -ENOMEM;
-		if ((fam = json_object_get(o, "family"))) {
+		if (!ns && (fam = json_object_get(o, "family"))) {
 			sub(g, f, "family");
 			if (!json_is_integer(fam) ||
 			    (json_integer_value(fam) != 4 && json_integer_value(fam) != 6))
@@ -707,7 +664,8 @@ static int parse_larch_rules(json_t *arr, const char *path, const char *peerkey,
 		sub(g, f, peerkey);
 		json_array_foreach(peers, j, x) {
 			idx(h, g, j);
-			if ((rc = parse_larch_peer(x, h, r, err)) < 0)
+			rc = ns ? parse_k8s_peer(x, h, ns, r, err) : parse_larch_peer(x, h, r, err);
+			if (rc < 0)
 				return rc;
 		}
 		sub(g, f, "ports");
@@ -765,8 +723,8 @@ static int parse_larch(json_t *doc, struct policy *p, struct error *err)
 		p->ingress = in != NULL || out == NULL;
 		p->egress = out != NULL;
 	}
-	if ((r = parse_larch_rules(in, "ingress", "from", &p->in, &p->nin, err)) < 0 ||
-	    (r = parse_larch_rules(out, "egress", "to", &p->out, &p->nout, err)) < 0)
+	if ((r = parse_rules(in, "ingress", "from", NULL, &p->in, &p->nin, err)) < 0 ||
+	    (r = parse_rules(out, "egress", "to", NULL, &p->out, &p->nout, err)) < 0)
 		return r;
 	return 0;
 }

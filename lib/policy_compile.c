@@ -130,11 +130,22 @@ static bool in_values(const struct sel_expr *e, const char *v)
 	return false;
 }
 
-static bool labels_match(const struct labelsel *s, json_t *labels)
+#define NS_NAME_LABEL "kubernetes.io/metadata.name"
+
+/* A label's value. labels NULL: a namespace larchd has no document for,
+ * which still has its name label, as in Kubernetes (ns). */
+static const char *label(json_t *labels, const char *ns, const char *key)
+{
+	if (labels)
+		return json_string_value(json_object_get(labels, key));
+	return ns && !strcmp(key, NS_NAME_LABEL) ? ns : NULL;
+}
+
+static bool labels_match(const struct labelsel *s, json_t *labels, const char *ns)
 {
 	for (size_t i = 0; i < s->n; i++) {
 		const struct sel_expr *e = &s->e[i];
-		const char *v = json_string_value(json_object_get(labels, e->key));
+		const char *v = label(labels, ns, e->key);
 
 		switch (e->op) {
 		case SEL_IN:
@@ -158,26 +169,17 @@ static bool labels_match(const struct labelsel *s, json_t *labels)
 	return true;
 }
 
-static json_t *ns_labels(const struct world *w, const char *ns)
+static int cmp_ns_doc(const void *key, const void *doc)
 {
-	for (size_t i = 0; i < w->nnss; i++)
-		if (!strcmp(w->nss[i].name, ns))
-			return w->nss[i].labels;
-	return NULL;
+	return strcmp(key, ((const struct policy *)doc)->name);
 }
 
-/* Do namespace ns's labels match? (one that larchd has no document for
- * still has its name label, as in Kubernetes) */
+/* Do namespace ns's labels match? (w->nss is sorted by name) */
 static bool ns_match(const struct world *w, const struct labelsel *s, const char *ns)
 {
-	json_t *l = ns_labels(w, ns), *tmp = NULL;
-	bool ok;
+	const struct policy *d = bsearch(ns, w->nss, w->nnss, sizeof(*w->nss), cmp_ns_doc);
 
-	if (!l)
-		l = tmp = json_pack("{ss}", "kubernetes.io/metadata.name", ns);
-	ok = labels_match(s, l);
-	json_decref(tmp);
-	return ok;
+	return labels_match(s, d ? d->labels : NULL, ns);
 }
 
 static bool sel_match(const struct world *w, const struct epsel *s, const struct w_ep *e)
@@ -190,7 +192,7 @@ static bool sel_match(const struct world *w, const struct epsel *s, const struct
 		return false;
 	if (s->ns && (!e->ns || strcmp(s->ns, e->ns)))
 		return false;
-	if (s->has_pods && !labels_match(&s->pods, e->labels))
+	if (s->has_pods && !labels_match(&s->pods, e->labels, NULL))
 		return false;
 	if (s->has_nss && (!e->ns || !ns_match(w, &s->nss, e->ns)))
 		return false;
@@ -223,66 +225,44 @@ static int cmp_ep_ns(const void *a, const void *b)
 	return c ? c : strcmp(x->handle, y->handle);
 }
 
-static const struct world *sort_world;
-
-static int cmp_pol_ns(const void *a, const void *b)
+static int cmp_pol_ns(const void *a, const void *b, void *arg)
 {
+	const struct world *w = arg;
 	size_t x = *(const size_t *)a, y = *(const size_t *)b;
-	int c = nscmp(sort_world->pols[x].applies.ns, sort_world->pols[y].applies.ns);
+	int c = nscmp(w->pols[x].applies.ns, w->pols[y].applies.ns);
 
 	return c ? c : (x > y) - (x < y);
 }
 
-/* [*lo, *hi) of the endpoints in namespace ns. */
-static void ep_range(const struct world *w, const char *ns, size_t *lo, size_t *hi)
+/* [*lo, *hi) of the n entries, sorted by namespace, whose namespace
+ * (ns_at(w, i)) is ns: two binary searches. */
+static void ns_range(const struct world *w, size_t n, const char *(*ns_at)(const struct world *, size_t),
+		     const char *ns, size_t *lo, size_t *hi)
 {
-	size_t a = 0, b = w->neps;
+	for (int upper = 0; upper < 2; upper++) {
+		size_t a = upper ? *lo : 0, b = n;
 
-	while (a < b) {
-		size_t m = (a + b) / 2;
+		while (a < b) {
+			size_t m = (a + b) / 2;
+			int c = nscmp(ns_at(w, m), ns);
 
-		if (nscmp(w->by_ns[m]->ns, ns) < 0)
-			a = m + 1;
-		else
-			b = m;
+			if (c < 0 || (upper && c == 0))
+				a = m + 1;
+			else
+				b = m;
+		}
+		*(upper ? hi : lo) = a;
 	}
-	*lo = a;
-	b = w->neps;
-	while (a < b) {
-		size_t m = (a + b) / 2;
-
-		if (nscmp(w->by_ns[m]->ns, ns) <= 0)
-			a = m + 1;
-		else
-			b = m;
-	}
-	*hi = a;
 }
 
-/* [*lo, *hi) of pol_by_ns for the policies that apply in namespace ns. */
-static void pol_range(const struct world *w, const char *ns, size_t *lo, size_t *hi)
+static const char *ep_ns(const struct world *w, size_t i)
 {
-	size_t a = 0, b = w->npols;
+	return w->by_ns[i]->ns;
+}
 
-	while (a < b) {
-		size_t m = (a + b) / 2;
-
-		if (nscmp(w->pols[w->pol_by_ns[m]].applies.ns, ns) < 0)
-			a = m + 1;
-		else
-			b = m;
-	}
-	*lo = a;
-	b = w->npols;
-	while (a < b) {
-		size_t m = (a + b) / 2;
-
-		if (nscmp(w->pols[w->pol_by_ns[m]].applies.ns, ns) <= 0)
-			a = m + 1;
-		else
-			b = m;
-	}
-	*hi = a;
+static const char *pol_ns(const struct world *w, size_t i)
+{
+	return w->pols[w->pol_by_ns[i]].applies.ns;
 }
 
 static int cmp_size(const void *a, const void *b)
@@ -290,6 +270,11 @@ static int cmp_size(const void *a, const void *b)
 	size_t x = *(const size_t *)a, y = *(const size_t *)b;
 
 	return (x > y) - (x < y);
+}
+
+static int cmp_ns_name(const void *a, const void *b)
+{
+	return strcmp(((const struct policy *)a)->name, ((const struct policy *)b)->name);
 }
 
 /* ---- building the world ---- */
@@ -391,6 +376,7 @@ struct world *policy_world(json_t *tenants, json_t *blocks, json_t *hosts, json_
 			goto fail;
 		w->nnss++;
 	}
+	qsort(w->nss, w->nnss, sizeof(*w->nss), cmp_ns_name);
 	w->by_ns = calloc(w->neps + 1, sizeof(*w->by_ns));
 	w->pol_by_ns = calloc(w->npols + 1, sizeof(*w->pol_by_ns));
 	if (!w->by_ns || !w->pol_by_ns)
@@ -400,8 +386,7 @@ struct world *policy_world(json_t *tenants, json_t *blocks, json_t *hosts, json_
 	qsort(w->by_ns, w->neps, sizeof(*w->by_ns), cmp_ep_ns);
 	for (i = 0; i < w->npols; i++)
 		w->pol_by_ns[i] = i;
-	sort_world = w;
-	qsort(w->pol_by_ns, w->npols, sizeof(*w->pol_by_ns), cmp_pol_ns);
+	qsort_r(w->pol_by_ns, w->npols, sizeof(*w->pol_by_ns), cmp_pol_ns, w);
 	/* which policies select each local endpoint, per direction: those of
 	 * any namespace, then those of the endpoint's, in document order */
 	for (i = 0; i < w->neps; i++) {
@@ -410,9 +395,9 @@ struct world *policy_world(json_t *tenants, json_t *blocks, json_t *hosts, json_
 
 		if (!e->local)
 			continue;
-		pol_range(w, NULL, &lo0, &hi0);
+		ns_range(w, w->npols, pol_ns, NULL, &lo0, &hi0);
 		if (e->ns)
-			pol_range(w, e->ns, &lo, &hi);
+			ns_range(w, w->npols, pol_ns, e->ns, &lo, &hi);
 		else
 			lo = hi = 0;
 		if (!(cand = malloc((hi0 - lo0 + hi - lo + 1) * sizeof(*cand))))
@@ -450,7 +435,6 @@ struct render {
 	FILE *f;            /* the ruleset */
 	FILE *sets;         /* set declarations, written before the chains */
 	unsigned nset;
-	bool *pol_used_in, *pol_used_out;
 };
 
 static void put_addr(FILE *f, const struct prefix *p)
@@ -613,14 +597,14 @@ static unsigned eps_set(struct render *r, struct cache *c, const struct epsel *s
 	}
 	if (sel->ns) {
 		/* one namespace: its range of the index */
-		ep_range(w, sel->ns, &lo, &hi);
+		ns_range(w, w->neps, ep_ns, sel->ns, &lo, &hi);
 		for (size_t i = lo; i < hi; i++)
 			if (sel_match(w, sel, w->by_ns[i]))
 				n = add_addrs(w->by_ns[i], v, n);
 	} else if (sel->has_nss) {
 		/* namespace by namespace: test its labels once */
 		for (size_t i = 0; i < w->neps; i = hi) {
-			ep_range(w, w->by_ns[i]->ns, &lo, &hi);
+			ns_range(w, w->neps, ep_ns, w->by_ns[i]->ns, &lo, &hi);
 			if (!w->by_ns[i]->ns || !ns_match(w, &sel->nss, w->by_ns[i]->ns))
 				continue;
 			for (size_t j = lo; j < hi; j++)

@@ -206,7 +206,7 @@ router_routes() {
 # cluster_dir: the run's directory (mktemp unless DIR is set) and the libcni
 # runtime to drive larch-cni with
 cluster_dir() {
-	DIR=${DIR:-$(mktemp -d "/tmp/$NSP.XXXXXX")}
+	DIR=${DIR:-$(mktemp -d)}
 	CNI_DRIVER=${CNI_DRIVER:-$ROOT/build/tests/cni-driver}
 	mkdir -p "$DIR/cni-cache"
 }
