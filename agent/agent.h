@@ -53,11 +53,16 @@ int reconcile_routes(struct reconciler *rc, struct nl *nl, const struct agent_cf
 
 /* firewall.c */
 struct error;
+enum fw_kind { FW_NONE, FW_NFT, FW_IPT };
 /* state: {"tenants", "blocks", "hosts", "endpoints", "policies", "namespaces"}, each
- * larchd's list answer ({"items": [...]}). Returns the ruleset (malloc'd). */
-char *fw_render(json_t *state, const char *host, const char *table, size_t *nlocal,
-		struct error *err);
-int fw_apply_nft(const char *nft, const char *text, char *errbuf, size_t errlen);
-bool fw_table_exists(const char *nft, const char *table);
+ * larchd's list answer ({"items": [...]}). Returns the ruleset (malloc'd):
+ * table is the nftables table, or for iptables the prefix of chains and sets. */
+char *fw_render(json_t *state, const char *host, const char *table, enum fw_kind kind,
+		size_t *nlocal, struct error *err);
+/* Apply a rendered ruleset whole, or leave the previous one (-1, the
+ * tools' message in errbuf). */
+int fw_apply(enum fw_kind kind, const char *table, const char *text, char *errbuf, size_t errlen);
+/* Is the agent's ruleset still hooked in (a resync restores it if not)? */
+bool fw_present(enum fw_kind kind, const char *table);
 
 #endif

@@ -2,10 +2,22 @@
 /*
  * DOC: the agent's firewall: compile larchd's policy for this host, apply it
  *
- * fw_build() reads what the compiler needs (lib/policy_compile.c) and renders
- * the nftables ruleset; fw_apply() feeds it to `nft -f -` as one transaction,
- * so a ruleset is in force whole or not at all, and a failed apply leaves the
- * previous one. The agent touches only its own table (inet larch).
+ * fw_render() reads what the compiler needs (lib/policy_compile.c) and renders
+ * the ruleset for the backend; fw_apply() puts it in force whole, or leaves
+ * the previous one:
+ *
+ * nftables: `nft -f -`, one transaction that replaces the agent's own table
+ * (inet larch).
+ *
+ * iptables: the sets go first, under a new generation of names
+ * (PREFIX-GEN-N: the rules in force still use the old ones), by
+ * `ipset restore`; then `iptables-restore --noflush` and its IPv6 twin, each
+ * one transaction over the filter table, rewrite the agent's own chains
+ * (PREFIX-*), delete its stale ones and insert the two jumps from FORWARD
+ * and INPUT if they are missing; nobody else's chains or rules are touched.
+ * Both inputs are tried with --test before either is committed. Then the
+ * previous generation's sets are destroyed. A failure before the commit
+ * destroys the new sets and leaves everything as it was.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,8 +39,8 @@ static void host_ifname(const char *handle, char out[16])
 	wire_host_ifname(handle, out);
 }
 
-char *fw_render(json_t *state, const char *host, const char *table, size_t *nlocal,
-		struct error *err)
+char *fw_render(json_t *state, const char *host, const char *table, enum fw_kind kind,
+		size_t *nlocal, struct error *err)
 {
 	struct world *w;
 	char *text;
@@ -41,7 +53,7 @@ char *fw_render(json_t *state, const char *host, const char *table, size_t *nloc
 		return NULL;
 	if (nlocal)
 		*nlocal = policy_world_local(w);
-	text = policy_render_nft(w, table);
+	text = kind == FW_IPT ? policy_render_ipt(w, table) : policy_render_nft(w, table);
 	if (!text)
 		error_set(err, ENOMEM, 500, "internal", "", "", "out of memory rendering the ruleset");
 	policy_world_free(w);
@@ -49,25 +61,22 @@ char *fw_render(json_t *state, const char *host, const char *table, size_t *nloc
 }
 
 /*
- * Run nft with args; text (may be NULL) on its stdin; its stdout and stderr
- * into errbuf (NULL: discarded). 0 when it exits 0.
+ * Run argv (argv[0] from PATH) with text (may be NULL) on its stdin. Its
+ * stdout and stderr go to *out (malloc'd, NUL-terminated) when out is not
+ * NULL. 0 when it exits 0.
  */
-static int run_nft(const char *nft, const char *const args[], const char *text, char *errbuf,
-		   size_t errlen)
+static int run(const char *const argv[], const char *text, char **out)
 {
-	const char *argv[8] = { nft };
-	int in[2], out[2], status;
-	size_t len = text ? strlen(text) : 0, off = 0, got = 0;
-	char sink[512];
+	int in[2], pout[2], status;
+	size_t len = text ? strlen(text) : 0, off = 0, got = 0, cap = 0;
+	char *buf = NULL, sink[4096];
 	pid_t pid;
 
-	for (size_t i = 0; args[i] && i < 6; i++)
-		argv[i + 1] = args[i];
-	if (errbuf)
-		errbuf[0] = '\0';
+	if (out)
+		*out = NULL;
 	if (pipe2(in, O_CLOEXEC) < 0)
 		return -errno;
-	if (pipe2(out, O_CLOEXEC) < 0) {
+	if (pipe2(pout, O_CLOEXEC) < 0) {
 		close(in[0]);
 		close(in[1]);
 		return -errno;
@@ -78,21 +87,21 @@ static int run_nft(const char *nft, const char *const args[], const char *text, 
 
 		close(in[0]);
 		close(in[1]);
-		close(out[0]);
-		close(out[1]);
+		close(pout[0]);
+		close(pout[1]);
 		return -e;
 	}
 	if (pid == 0) {
 		dup2(in[0], 0);
-		dup2(out[1], 1);
-		dup2(out[1], 2);
-		execvp(nft, (char *const *)argv);
-		fprintf(stderr, "cannot run %s: %s\n", nft, strerror(errno));
+		dup2(pout[1], 1);
+		dup2(pout[1], 2);
+		execvp(argv[0], (char *const *)argv);
+		fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
 	close(in[0]);
-	close(out[1]);
-	while (off < len) {
+	close(pout[1]);
+	while (off < len) { /* SIGPIPE is ignored: a tool that stops reading fails here */
 		ssize_t n = write(in[1], text + off, len - off);
 
 		if (n < 0 && errno == EINTR)
@@ -102,39 +111,342 @@ static int run_nft(const char *nft, const char *const args[], const char *text, 
 		off += (size_t)n;
 	}
 	close(in[1]);
-	for (;;) { /* read to the end (a listing can be long), keep what fits */
-		char *b = errbuf && got + 1 < errlen ? errbuf + got : sink;
-		size_t room = b == sink ? sizeof(sink) : errlen - got - 1;
-		ssize_t n = read(out[0], b, room);
+	for (;;) { /* read to the end (a listing can be long) */
+		char *dst = sink;
+		size_t room = sizeof(sink);
+		ssize_t n;
 
+		if (out && got + sizeof(sink) + 1 > cap) {
+			char *b = realloc(buf, cap ? 2 * cap : 65536);
+
+			if (b) {
+				buf = b;
+				cap = cap ? 2 * cap : 65536;
+			}
+		}
+		if (out && got + sizeof(sink) + 1 <= cap) {
+			dst = buf + got;
+			room = cap - got - 1;
+		}
+		n = read(pout[0], dst, room);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
-		if (b != sink)
+		if (dst != sink)
 			got += (size_t)n;
 	}
-	if (errbuf)
-		errbuf[got] = '\0';
-	close(out[0]);
+	close(pout[0]);
+	if (out && buf)
+		buf[got] = '\0';
+	if (out)
+		*out = buf;
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return -errno;
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
-/* Apply a ruleset: `nft -f -`, one transaction; nft's message in errbuf. */
-int fw_apply_nft(const char *nft, const char *text, char *errbuf, size_t errlen)
+/* run(), the output's first line(s) into errbuf. */
+static int run_msg(const char *const argv[], const char *text, char *errbuf, size_t errlen)
 {
-	static const char *const args[] = { "-f", "-", NULL };
+	char *out = NULL;
+	int r = run(argv, text, &out);
 
-	return run_nft(nft, args, text, errbuf, errlen);
+	if (errbuf && errlen) {
+		size_t n;
+
+		snprintf(errbuf, errlen, "%s: %s", argv[0], out && *out ? out : "failed");
+		n = strlen(errbuf);
+		while (n && errbuf[n - 1] == '\n')
+			errbuf[--n] = '\0';
+	}
+	free(out);
+	return r;
 }
 
-/* Does table inet NAME exist? (`nft list table`, output discarded) */
-bool fw_table_exists(const char *nft, const char *table)
-{
-	const char *const args[] = { "list", "table", "inet", table, NULL };
+/* ---- nftables ---- */
 
-	return run_nft(nft, args, NULL, NULL, 0) == 0;
+static int nft_apply(const char *text, char *errbuf, size_t errlen)
+{
+	static const char *const argv[] = { "nft", "-f", "-", NULL };
+
+	return run_msg(argv, text, errbuf, errlen);
+}
+
+static bool nft_present(const char *table)
+{
+	const char *const argv[] = { "nft", "list", "table", "inet", table, NULL };
+
+	return run(argv, NULL, NULL) == 0;
+}
+
+/* ---- iptables ---- */
+
+/* The generation of set names in force; 0: not known yet (read the kernel's). */
+static unsigned long ipt_gen;
+#define IPT_GEN_MAX 999999UL
+
+/* Our sets (PREFIX-GEN-N) from `ipset list -n`: names (malloc'd, one string
+ * of lines) and the highest generation. */
+static char *ipt_sets(const char *prefix, unsigned long *maxgen)
+{
+	static const char *const argv[] = { "ipset", "list", "-n", NULL };
+	size_t pl = strlen(prefix);
+	char *out = NULL, *mine = NULL, *line, *save = NULL;
+	size_t mlen = 0;
+	FILE *f;
+
+	*maxgen = 0;
+	if (run(argv, NULL, &out) < 0 || !out || !(f = open_memstream(&mine, &mlen))) {
+		free(out);
+		return NULL;
+	}
+	for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *end;
+		unsigned long g;
+
+		if (strncmp(line, prefix, pl) || line[pl] != '-')
+			continue;
+		g = strtoul(line + pl + 1, &end, 10);
+		if (end == line + pl + 1 || *end != '-')
+			continue;
+		if (g > *maxgen)
+			*maxgen = g;
+		fprintf(f, "%s\n", line);
+	}
+	free(out);
+	if (fclose(f) != 0) {
+		free(mine);
+		return NULL;
+	}
+	return mine;
+}
+
+/* Destroy our sets of generation gen (keep != 0: all but that one). */
+static void ipt_destroy_sets(const char *prefix, unsigned long gen, bool keep)
+{
+	static const char *const argv[] = { "ipset", "restore", NULL };
+	unsigned long maxgen;
+	char *names = ipt_sets(prefix, &maxgen), *script = NULL, *line, *save = NULL;
+	size_t slen = 0, pl = strlen(prefix);
+	char msg[512];
+	FILE *f;
+
+	if (!names || !(f = open_memstream(&script, &slen))) {
+		free(names);
+		return;
+	}
+	for (line = strtok_r(names, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		bool same = strtoul(line + pl + 1, NULL, 10) == gen;
+
+		if (same != keep)
+			fprintf(f, "destroy %s\n", line);
+	}
+	if (fclose(f) == 0 && script && *script && run_msg(argv, script, msg, sizeof(msg)) < 0)
+		log_warnx("firewall: cannot destroy unused sets: %s", msg);
+	free(script);
+	free(names);
+}
+
+/* Replace every "PREFIX-0-" (a set's name in the rendered text) by
+ * "PREFIX-GEN-"; malloc'd. */
+static char *with_gen(const char *text, const char *prefix, unsigned long gen)
+{
+	char from[64], to[64];
+	size_t fl, tl, n = 0;
+	const char *p, *q;
+	char *out, *o;
+
+	snprintf(from, sizeof(from), "%s-0-", prefix);
+	snprintf(to, sizeof(to), "%s-%lu-", prefix, gen);
+	fl = strlen(from);
+	tl = strlen(to);
+	for (p = text; (q = strstr(p, from)); p = q + fl)
+		n++;
+	if (!(out = malloc(strlen(text) + n * (tl - fl + 1) + 1)))
+		return NULL;
+	for (o = out, p = text; (q = strstr(p, from)); p = q + fl) {
+		memcpy(o, p, (size_t)(q - p));
+		o += q - p;
+		memcpy(o, to, tl);
+		o += tl;
+	}
+	strcpy(o, p);
+	return out;
+}
+
+/* The part of text after the line `marker` up to the next "#@ " line (malloc'd). */
+static char *section(const char *text, const char *marker)
+{
+	const char *p = strstr(text, marker), *end;
+
+	if (!p)
+		return NULL;
+	p += strlen(marker);
+	end = strstr(p, "\n#@ ");
+	return strndup(p, end ? (size_t)(end - p + 1) : strlen(p));
+}
+
+/*
+ * The iptables-restore input for one family: rules (the rendered section,
+ * "*filter ... COMMIT"), plus, before COMMIT, the flush and deletion of our
+ * chains that exist but are not in rules, and the jumps from FORWARD and
+ * INPUT when they are missing. saved: `iptables-save -t filter`.
+ */
+static char *ipt_input(const char *rules, const char *saved, const char *prefix)
+{
+	char *out = NULL, *tail = NULL, *copy = strdup(saved ? saved : ""), *line, *save = NULL;
+	size_t olen = 0, tlen = 0, pl = strlen(prefix);
+	const char *commit = strstr(rules, "COMMIT\n");
+	char jf[80], ji[80];
+	bool has_f = false, has_i = false;
+	FILE *f, *t;
+
+	if (!copy || !commit)
+		goto fail;
+	snprintf(jf, sizeof(jf), "-A FORWARD -j %s-forward", prefix);
+	snprintf(ji, sizeof(ji), "-A INPUT -j %s-input", prefix);
+	if (!(f = open_memstream(&out, &olen)))
+		goto fail;
+	if (!(t = open_memstream(&tail, &tlen))) {
+		fclose(f);
+		goto fail;
+	}
+	fwrite(rules, 1, (size_t)(commit - rules), f);
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		has_f |= !strcmp(line, jf);
+		has_i |= !strcmp(line, ji);
+		if (line[0] == ':' && !strncmp(line + 1, prefix, pl) && line[pl + 1] == '-') {
+			char name[64], decl[80];
+
+			sscanf(line + 1, "%63s", name);
+			snprintf(decl, sizeof(decl), "\n:%s - ", name);
+			if (!strstr(rules, decl)) {
+				fprintf(f, ":%s - [0:0]\n", name); /* flushed ... */
+				fprintf(t, "-X %s\n", name);      /* ... then deleted */
+			}
+		}
+	}
+	if (!has_f)
+		fprintf(f, "-I FORWARD 1 -j %s-forward\n", prefix);
+	if (!has_i)
+		fprintf(f, "-I INPUT 1 -j %s-input\n", prefix);
+	if (fclose(t) != 0) {
+		fclose(f);
+		goto fail;
+	}
+	fputs(tail ? tail : "", f);
+	fputs("COMMIT\n", f);
+	if (fclose(f) != 0)
+		goto fail;
+	free(tail);
+	free(copy);
+	return out;
+fail:
+	free(out);
+	free(tail);
+	free(copy);
+	return NULL;
+}
+
+static int ipt_apply(const char *prefix, const char *tmpl, char *errbuf, size_t errlen)
+{
+	static const char *const ipset_restore[] = { "ipset", "restore", NULL };
+	static const char *const save[2][4] = {
+		{ "iptables-save", "-t", "filter", NULL },
+		{ "ip6tables-save", "-t", "filter", NULL },
+	};
+	static const char *const restore[2][5] = {
+		{ "iptables-restore", "-w", "--noflush", NULL },
+		{ "ip6tables-restore", "-w", "--noflush", NULL },
+	};
+	static const char *const test[2][6] = {
+		{ "iptables-restore", "-w", "--noflush", "--test", NULL },
+		{ "ip6tables-restore", "-w", "--noflush", "--test", NULL },
+	};
+	static const char *const marks[2] = { "#@ iptables\n", "#@ ip6tables\n" };
+	char *text = NULL, *sets = NULL, *in[2] = { NULL, NULL }, *names;
+	unsigned long maxgen, gen;
+	int r = -1, committed = 0;
+
+	if (!(names = ipt_sets(prefix, &maxgen))) {
+		snprintf(errbuf, errlen, "ipset list failed (is ipset installed, and the kernel's ip_set?)");
+		return -1;
+	}
+	free(names);
+	if (maxgen < ipt_gen)
+		maxgen = ipt_gen;
+	gen = maxgen >= IPT_GEN_MAX ? 1 : maxgen + 1;
+	ipt_destroy_sets(prefix, gen, false); /* leftovers of a failed attempt */
+	if (!(text = with_gen(tmpl, prefix, gen)) || !(sets = section(text, "#@ ipset\n"))) {
+		snprintf(errbuf, errlen, "out of memory, or not an iptables ruleset");
+		goto out;
+	}
+	for (int k = 0; k < 2; k++) {
+		char *saved = NULL, *rules = section(text, marks[k]);
+
+		if (rules && run(save[k], NULL, &saved) < 0) {
+			snprintf(errbuf, errlen, "%s failed: %s", save[k][0], saved ? saved : "");
+			free(saved);
+			free(rules);
+			goto out;
+		}
+		in[k] = rules ? ipt_input(rules, saved, prefix) : NULL;
+		free(saved);
+		free(rules);
+		if (!in[k]) {
+			snprintf(errbuf, errlen, "out of memory, or no %s section", marks[k] + 3);
+			goto out;
+		}
+	}
+	if (run_msg(ipset_restore, sets, errbuf, errlen) < 0)
+		goto out;
+	for (int k = 0; k < 2; k++)
+		if (run_msg(test[k], in[k], errbuf, errlen) < 0)
+			goto out;
+	for (; committed < 2; committed++)
+		if (run_msg(restore[committed], in[committed], errbuf, errlen) < 0)
+			goto out;
+	ipt_gen = gen;
+	ipt_destroy_sets(prefix, gen, true); /* the previous generation */
+	r = 0;
+out:
+	if (r < 0 && committed == 0)
+		ipt_destroy_sets(prefix, gen, false);
+	else if (r < 0)
+		log_warnx("firewall: IPv4 rules applied but not IPv6: both generations of sets kept");
+	free(text);
+	free(sets);
+	free(in[0]);
+	free(in[1]);
+	return r;
+}
+
+static bool ipt_present(const char *prefix)
+{
+	static const char *const tools[2] = { "iptables", "ip6tables" };
+
+	for (int k = 0; k < 2; k++)
+		for (int h = 0; h < 2; h++) {
+			char chain[64];
+			const char *argv[] = { tools[k], "-w", "-C", h ? "INPUT" : "FORWARD", "-j",
+					       chain, NULL };
+
+			snprintf(chain, sizeof(chain), "%s-%s", prefix, h ? "input" : "forward");
+			if (run(argv, NULL, NULL) < 0)
+				return false;
+		}
+	return true;
+}
+
+int fw_apply(enum fw_kind kind, const char *table, const char *text, char *errbuf, size_t errlen)
+{
+	return kind == FW_IPT ? ipt_apply(table, text, errbuf, errlen)
+			      : nft_apply(text, errbuf, errlen);
+}
+
+bool fw_present(enum fw_kind kind, const char *table)
+{
+	return kind == FW_IPT ? ipt_present(table) : nft_present(table);
 }

@@ -43,16 +43,16 @@
 struct opts {
 	const char *server, *token_file, *host, *address, *group, *uplink, *socket_path;
 	const char *nh4, *nh6;
-	const char *firewall, *table, *render, *nft;
+	const char *table, *render;
+	enum fw_kind fw;
 	unsigned resync, proto;
 	bool once, debug;
 };
 
 static struct opts o = {.server = "unix:/run/larch/larchd.sock",
 			.socket_path = "/run/larch/agent.sock",
-			.firewall = "nft",
+			.fw = FW_NFT,
 			.table = "larch",
-			.nft = "nft",
 			.resync = 30,
 			.proto = NL_PROTO_LARCH};
 /* The ruleset in force (what the last successful apply sent). */
@@ -103,8 +103,11 @@ static void usage(FILE *f)
 		"  -r, --resync SECS       full reconcile period (default 30)\n"
 		"  -p, --route-protocol N  rtm_protocol of the agent's routes (default %d)\n"
 		"  -f, --firewall KIND     nft (default): enforce larchd's policy with nftables;\n"
-		"                          none: routes only\n"
-		"      --table NAME        the agent's nftables table (inet family, default larch)\n"
+		"                          iptables: with iptables-restore and ipset (for hosts\n"
+		"                          whose other tools use iptables); none: routes only\n"
+		"      --table NAME        the agent's nftables table (inet family), or with\n"
+		"                          iptables the prefix of its chains and sets (at most\n"
+		"                          12 characters); default larch\n"
 		"      --render FILE       print the ruleset for --host from FILE (a JSON object of\n"
 		"                          larchd's tenants, blocks, hosts, endpoints, policies,\n"
 		"                          namespaces lists) and exit\n"
@@ -142,12 +145,17 @@ static int parse_opts(int argc, char **argv)
 		case 'T': o.table = optarg; break;
 		case 'R': o.render = optarg; break;
 		case 'f':
-			if (strcmp(optarg, "nft") && strcmp(optarg, "none")) {
-				fprintf(stderr, "larch-agent: --firewall %s: must be nft or none "
-						"(the iptables backend is not built yet)\n", optarg);
+			if (!strcmp(optarg, "nft")) {
+				o.fw = FW_NFT;
+			} else if (!strcmp(optarg, "iptables")) {
+				o.fw = FW_IPT;
+			} else if (!strcmp(optarg, "none")) {
+				o.fw = FW_NONE;
+			} else {
+				fprintf(stderr, "larch-agent: --firewall %s: must be nft, iptables or none\n",
+					optarg);
 				return -1;
 			}
-			o.firewall = optarg;
 			break;
 		case 'v': o.debug = true; break;
 		case 'h': usage(stdout); exit(0);
@@ -195,6 +203,11 @@ static int parse_opts(int argc, char **argv)
 					"at most 31\n", o.table);
 			return -1;
 		}
+	if (o.fw == FW_IPT && strlen(o.table) > 12) {
+		fprintf(stderr, "larch-agent: --table %s: at most 12 characters with --firewall "
+				"iptables (chain names are limited to 28)\n", o.table);
+		return -1;
+	}
 	if (!o.address != !o.group) {
 		fprintf(stderr, "larch-agent: --address and --group go together\n");
 		return -1;
@@ -301,7 +314,7 @@ static int firewall_pass(struct httpc *h, bool force)
 			goto out;
 		json_object_set_new(state, lists[i][0], x);
 	}
-	if (!(text = fw_render(state, o.host, o.table, &nlocal_eps, &err))) {
+	if (!(text = fw_render(state, o.host, o.table, o.fw, &nlocal_eps, &err))) {
 		log_warnx("firewall: cannot compile the policy: %s; the previous ruleset stays",
 			  err.msg);
 		goto out;
@@ -310,12 +323,12 @@ static int firewall_pass(struct httpc *h, bool force)
 	m.fw_compile_seconds = t1 - t0;
 	/* Unchanged: leave the table alone (replacing it would zero its
 	 * counters); a resync only checks that it is still there. */
-	if (fw_last && !strcmp(fw_last, text) && (!force || fw_table_exists(o.nft, o.table))) {
+	if (fw_last && !strcmp(fw_last, text) && (!force || fw_present(o.fw, o.table))) {
 		r = 0;
 		goto out;
 	}
-	if (fw_apply_nft(o.nft, text, errbuf, sizeof(errbuf)) < 0) {
-		log_warnx("firewall: nft refused the ruleset, the previous one stays: %s", errbuf);
+	if (fw_apply(o.fw, o.table, text, errbuf, sizeof(errbuf)) < 0) {
+		log_warnx("firewall: the ruleset was refused, the previous one stays: %s", errbuf);
 		goto out;
 	}
 	m.fw_apply_seconds = now_s() - t1;
@@ -366,7 +379,7 @@ static unsigned long pass(struct httpc *h, struct nl *nl, bool force)
 		goto out;
 	}
 	remember_handles(eps);
-	if (strcmp(o.firewall, "none") && firewall_pass(h, force) < 0)
+	if (o.fw != FW_NONE && firewall_pass(h, force) < 0)
 		st.errors++;
 	unsigned long r1 = (unsigned long)json_integer_value(json_object_get(tree, "revision"));
 	unsigned long r2 = (unsigned long)json_integer_value(json_object_get(eps, "revision"));
@@ -412,7 +425,7 @@ static bool relevant(json_t *changes)
 
 		if (strcmp(kind, "endpoint") && strcmp(kind, "tenant") && strcmp(kind, "segment"))
 			return true; /* block, group, host, space: may move any route; policy */
-		if (strcmp(o.firewall, "none"))
+		if (o.fw != FW_NONE)
 			return true; /* any endpoint or tenant may be a policy's peer */
 		if (strcmp(kind, "endpoint"))
 			continue;
@@ -619,7 +632,7 @@ static int render_file(const char *path)
 		fprintf(stderr, "larch-agent: %s:%d: %s\n", path, je.line, je.text);
 		return 1;
 	}
-	text = fw_render(state, o.host, o.table, NULL, &err);
+	text = fw_render(state, o.host, o.table, o.fw == FW_IPT ? FW_IPT : FW_NFT, NULL, &err);
 	json_decref(state);
 	if (!text) {
 		fprintf(stderr, "larch-agent: %s: %s\n", path, err.msg);

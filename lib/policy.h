@@ -122,5 +122,13 @@ size_t policy_world_local(const struct world *w);
 /* The nftables ruleset (one `nft -f` transaction that replaces table inet
  * TABLE), malloc'd; NULL on out of memory. */
 char *policy_render_nft(const struct world *w, const char *table);
+/*
+ * The iptables ruleset, malloc'd (NULL on out of memory): after a line
+ * "#@ ipset" the `ipset restore` script of the sets (named PREFIX-0-N: the
+ * agent renumbers generation 0 when it applies), then after "#@ iptables"
+ * and "#@ ip6tables" the `iptables-restore --noflush` inputs of the chains
+ * PREFIX-*, entered from PREFIX-forward and PREFIX-input.
+ */
+char *policy_render_ipt(const struct world *w, const char *prefix);
 
 #endif

@@ -25,6 +25,7 @@
  * selecting policy allows passes (Kubernetes' additive model).
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -432,10 +433,18 @@ fail:
 
 struct render {
 	const struct world *w;
-	FILE *f;            /* the ruleset */
+	FILE *f;            /* the ruleset (iptables: the IPv4 rules) */
 	FILE *sets;         /* set declarations, written before the chains */
 	unsigned nset;
+	bool ipt;           /* iptables-restore and ipset restore syntax */
+	FILE *f6;           /* iptables: the IPv6 rules */
+	const char *t;      /* iptables: the prefix of chain and set names */
 };
+
+/* iptables: a set's name; generation 0 here, the agent renumbers it when it
+ * applies (ipset names are global: a new ruleset gets new sets). */
+#define IPT_SET "%s-0-%u"
+
 
 static void put_addr(FILE *f, const struct prefix *p)
 {
@@ -461,6 +470,16 @@ static unsigned declare_set(struct render *r, struct prefix *v, size_t n, uint8_
 	if (!k)
 		return 0;
 	r->nset++;
+	if (r->ipt) {
+		fprintf(r->sets, "# %s\ncreate " IPT_SET " hash:net family %s maxelem %zu\n", what,
+			r->t, r->nset, family == 4 ? "inet" : "inet6", k < 65536 ? (size_t)65536 : 2 * k);
+		for (size_t i = 0; i < k; i++) {
+			fprintf(r->sets, "add " IPT_SET " ", r->t, r->nset);
+			put_addr(r->sets, &v[i]);
+			fputc('\n', r->sets);
+		}
+		return r->nset;
+	}
 	fprintf(r->sets, "\tset s%u {\n\t\ttype %s\n", r->nset,
 		family == 4 ? "ipv4_addr" : "ipv6_addr");
 	if (interval)
@@ -636,6 +655,7 @@ static bool peer_match(struct render *r, struct cache *c, const struct peer *p, 
 	const struct world *w = r->w;
 	unsigned s[2] = { 0, 0 }, set;
 	char b[PREFIX_STRLEN];
+	bool src = !strcmp(dir, "saddr");
 	FILE *f;
 
 	switch (p->type) {
@@ -644,6 +664,23 @@ static bool peer_match(struct render *r, struct cache *c, const struct peer *p, 
 			return false;
 		if (!(f = fmemopen(buf, len, "w")))
 			return false;
+		if (r->ipt) {
+			struct prefix *v = calloc(p->nexcept + 1, sizeof(*v));
+			char ewhat[240];
+
+			fprintf(f, "%s %s", src ? "-s" : "-d", prefix_fmt(&p->cidr, b));
+			if (p->nexcept && v) {
+				memcpy(v, p->except, p->nexcept * sizeof(*v));
+				snprintf(ewhat, sizeof(ewhat), "%s except", what);
+				set = declare_set(r, v, p->nexcept, family, true, ewhat);
+				if (set)
+					fprintf(f, " -m set ! --match-set " IPT_SET " %s", r->t, set,
+						src ? "src" : "dst");
+			}
+			free(v);
+			fclose(f);
+			return true;
+		}
 		fprintf(f, "%s %s %s", fam_kw(family), dir, prefix_fmt(&p->cidr, b));
 		if (p->nexcept) {
 			fprintf(f, " %s %s != { ", fam_kw(family), dir);
@@ -680,12 +717,47 @@ static bool peer_match(struct render *r, struct cache *c, const struct peer *p, 
 	}
 	if (!set)
 		return false;
-	snprintf(buf, len, "%s %s @s%u", fam_kw(family), dir, set);
+	if (r->ipt)
+		snprintf(buf, len, "-m set --match-set " IPT_SET " %s", r->t, set, src ? "src" : "dst");
+	else
+		snprintf(buf, len, "%s %s @s%u", fam_kw(family), dir, set);
 	return true;
 }
 
+/* iptables: multiport takes at most 15 ports (a range counts two): one
+ * match per chunk. */
+static size_t ipt_ports(const struct rule *rl, uint8_t pr, const char *name, char out[][512],
+			size_t n, size_t max)
+{
+	size_t i = 0;
+
+	while (i < rl->nports && n < max) {
+		int used = 0, len = snprintf(out[n], 512, "-p %s -m multiport --dports ", name);
+		bool any = false;
+
+		for (; i < rl->nports && len < 480; i++) {
+			const struct port *p = &rl->ports[i];
+			int w = p->hi != p->lo ? 2 : 1;
+
+			if (p->proto != pr)
+				continue;
+			if (used + w > 15)
+				break;
+			len += snprintf(out[n] + len, 512 - (size_t)len, any ? ",%u" : "%u", p->lo);
+			if (p->hi != p->lo)
+				len += snprintf(out[n] + len, 512 - (size_t)len, ":%u", p->hi);
+			used += w;
+			any = true;
+		}
+		if (any)
+			n++;
+	}
+	return n;
+}
+
 /* The port matches of a rule in one family; n == 0: any. */
-static size_t port_matches(const struct rule *rl, uint8_t family, char out[][512], size_t max)
+static size_t port_matches(const struct render *r, const struct rule *rl, uint8_t family,
+			   char out[][512], size_t max)
 {
 	static const uint8_t protos[] = { 1, 6, 17, 132 };
 	size_t n = 0;
@@ -707,11 +779,16 @@ static size_t port_matches(const struct rule *rl, uint8_t family, char out[][512
 		if (!some)
 			continue;
 		if (pr == 1) {
-			snprintf(out[n++], 512, "meta l4proto %s", family == 4 ? "icmp" : "ipv6-icmp");
+			snprintf(out[n++], 512, "%s %s", r->ipt ? "-p" : "meta l4proto",
+				 family == 4 ? "icmp" : "ipv6-icmp");
 			continue;
 		}
 		if (any) {
-			snprintf(out[n++], 512, "meta l4proto %s", name);
+			snprintf(out[n++], 512, "%s %s", r->ipt ? "-p" : "meta l4proto", name);
+			continue;
+		}
+		if (r->ipt) {
+			n = ipt_ports(rl, pr, name, out, n, max);
 			continue;
 		}
 		if (!(f = fmemopen(out[n], 512, "w")))
@@ -742,18 +819,23 @@ static void policy_chain(struct render *r, struct cache *c, size_t k, bool ingre
 	const char *dir = ingress ? "saddr" : "daddr";
 	char *id = policy_id(p);
 
-	fprintf(r->f, "\tchain p%zu%c {\n\t\tcomment \"%s %s\"\n", k, ingress ? 'i' : 'o',
-		id ? id : "", ingress ? "ingress" : "egress");
+	if (r->ipt)
+		for (int k6 = 0; k6 < 2; k6++)
+			fprintf(k6 ? r->f6 : r->f, "# %s %s\n:%s-p%zu%c - [0:0]\n", id ? id : "",
+				ingress ? "ingress" : "egress", r->t, k, ingress ? 'i' : 'o');
+	else
+		fprintf(r->f, "\tchain p%zu%c {\n\t\tcomment \"%s %s\"\n", k, ingress ? 'i' : 'o',
+			id ? id : "", ingress ? "ingress" : "egress");
 	for (size_t i = 0; i < nrules; i++) {
 		const struct rule *rl = &rules[i];
 
 		for (uint8_t fam = 4; fam <= 6; fam += 2) {
-			char ports[8][512], peer[4096], what[200];
+			char ports[32][512], peer[4096], what[200];
 			size_t np;
 
 			if (rl->family && rl->family != fam)
 				continue;
-			np = port_matches(rl, fam, ports, 8);
+			np = port_matches(r, rl, fam, ports, 32);
 			for (size_t j = 0; j < (rl->npeers ? rl->npeers : 1); j++) {
 				if (rl->npeers) {
 					snprintf(what, sizeof(what), "%s %s[%zu] peer %zu", id ? id : "",
@@ -761,17 +843,28 @@ static void policy_chain(struct render *r, struct cache *c, size_t k, bool ingre
 					if (!peer_match(r, c, &rl->peers[j], fam, dir, what, peer,
 							sizeof(peer)))
 						continue;
+				} else if (r->ipt) {
+					peer[0] = '\0'; /* the family is the file's */
 				} else {
 					snprintf(peer, sizeof(peer), "meta nfproto %s",
 						 fam == 4 ? "ipv4" : "ipv6");
 				}
 				for (size_t q = 0; q < (np ? np : 1); q++)
-					fprintf(r->f, "\t\t%s%s%s accept\n", peer, np ? " " : "",
-						np ? ports[q] : "");
+					if (r->ipt)
+						fprintf(fam == 4 ? r->f : r->f6,
+							"-A %s-p%zu%c%s%s%s%s %s%s%s\n", r->t, k,
+							ingress ? 'i' : 'o', *peer ? " " : "", peer,
+							np ? " " : "", np ? ports[q] : "",
+							ingress ? "-j ACCEPT" : "-g ",
+							ingress ? "" : r->t, ingress ? "" : "-eok");
+					else
+						fprintf(r->f, "\t\t%s%s%s accept\n", peer, np ? " " : "",
+							np ? ports[q] : "");
 			}
 		}
 	}
-	fputs("\t}\n", r->f);
+	if (!r->ipt)
+		fputs("\t}\n", r->f);
 	free(id);
 }
 
@@ -862,18 +955,245 @@ static void verdict_map(FILE *f, const char *name, const struct world *w, char c
 	fputs(n ? " }\n\t}\n" : "\t}\n", f);
 }
 
-char *policy_render_nft(const struct world *w, const char *table)
+/* The base chains: pass other interfaces, dispatch workloads by name. */
+static const char nft_base_chains[] =
+	"\tchain egress {\n"
+	"\t\ttype filter hook forward priority filter - 1; policy accept;\n"
+	"\t\tiifname != \"lx*\" accept\n"
+	"\t\tiifname vmap @from_ep\n"
+	"\t\tcounter drop comment \"unknown workload interface\"\n"
+	"\t}\n"
+	"\tchain ingress {\n"
+	"\t\ttype filter hook forward priority filter; policy accept;\n"
+	"\t\toifname != \"lx*\" accept\n"
+	"\t\toifname vmap @to_ep\n"
+	"\t\tcounter drop comment \"unknown workload interface\"\n"
+	"\t}\n"
+	"\tchain host_in {\n"
+	"\t\ttype filter hook input priority filter - 1; policy accept;\n"
+	"\t\tiifname != \"lx*\" accept\n"
+	"\t\tiifname vmap @to_host\n"
+	"\t\tcounter drop comment \"unknown workload interface\"\n"
+	"\t}\n";
+
+/* ---- iptables ---- */
+
+/* A line into both families' rules. */
+static void both(struct render *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void both(struct render *r, const char *fmt, ...)
 {
-	struct render r = { .w = w };
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfprintf(r->f, fmt, ap);
+	va_end(ap);
+	va_start(ap, fmt);
+	vfprintf(r->f6, fmt, ap);
+	va_end(ap);
+}
+
+/* Drop what does not come from the endpoint's own addresses (host: IPv6
+ * link-local too). One address: one negated match; none: drop the family;
+ * more: the sources accepted into a chain of their own first. */
+static void ipt_spoof(struct render *r, size_t idx, const struct w_ep *e, char kind, bool host)
+{
+	char b[PREFIX_STRLEN];
+
+	for (uint8_t fam = 4; fam <= 6; fam += 2) {
+		FILE *f = fam == 4 ? r->f : r->f6;
+		size_t n = 0, only = 0;
+		bool ll = host && fam == 6; /* link-local too */
+
+		for (size_t i = 0; i < e->na; i++)
+			if (e->a[i].family == fam) {
+				n++;
+				only = i;
+			}
+		n += ll;
+		if (n == 0) {
+			fprintf(f, "-A %s-%c%zu -m comment --comment spoofed -j DROP\n", r->t, kind, idx);
+		} else if (n == 1) {
+			fprintf(f, "-A %s-%c%zu ! -s %s -m comment --comment spoofed -j DROP\n", r->t,
+				kind, idx, n == (size_t)ll ? "fe80::/10" : addr_fmt(fam, e->a[only].addr, b));
+		} else {
+			/* several sources: each returns to the rest of the chain
+			 * through a chain of its own; anything else is dropped */
+			fprintf(f, ":%s-%c%zus - [0:0]\n", r->t, kind, idx);
+			for (size_t i = 0; i < e->na; i++)
+				if (e->a[i].family == fam)
+					fprintf(f, "-A %s-%c%zus -s %s -j RETURN\n", r->t, kind, idx,
+						addr_fmt(fam, e->a[i].addr, b));
+			if (ll)
+				fprintf(f, "-A %s-%c%zus -s fe80::/10 -j RETURN\n", r->t, kind, idx);
+			fprintf(f, "-A %s-%c%zus -m comment --comment spoofed -j DROP\n", r->t, kind, idx);
+			fprintf(f, "-A %s-%c%zu -j %s-%c%zus\n", r->t, kind, idx, r->t, kind, idx);
+		}
+	}
+}
+
+static void ipt_endpoint_chains(struct render *r, struct cache *c, size_t idx, const struct w_ep *e)
+{
+	const char *t = r->t;
+
+	/* from the endpoint, forwarded; allowed goes on to the ingress side */
+	both(r, "# egress of %s\n:%s-e%zu - [0:0]\n", e->handle, t, idx);
+	ipt_spoof(r, idx, e, 'e', false);
+	both(r, "-A %s-e%zu -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n", t, idx);
+	for (size_t i = 0; i < e->npout; i++)
+		both(r, "-A %s-e%zu -j %s-p%zuo\n", t, idx, t, e->pout[i]);
+	if (e->npout)
+		both(r, "-A %s-e%zu -m comment --comment \"egress not allowed\" -j DROP\n", t, idx);
+	else
+		both(r, "-A %s-e%zu -g %s-eok\n", t, idx, t);
+	/* from the endpoint to this host */
+	both(r, "# to the host from %s\n:%s-h%zu - [0:0]\n", e->handle, t, idx);
+	ipt_spoof(r, idx, e, 'h', true);
+	both(r, "-A %s-h%zu -j ACCEPT\n", t, idx);
+	/* to the endpoint */
+	both(r, "# ingress of %s\n:%s-i%zu - [0:0]\n", e->handle, t, idx);
+	both(r, "-A %s-i%zu -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n", t, idx);
+	if (e->npin) {
+		for (size_t i = 0; i < e->npin; i++)
+			both(r, "-A %s-i%zu -j %s-p%zui\n", t, idx, t, e->pin[i]);
+	} else {
+		enum isolation iso = tenant_iso(r->w, e->tenant);
+		unsigned s[2];
+
+		if (iso == ISO_NONE) {
+			both(r, "-A %s-i%zu -j ACCEPT\n", t, idx);
+		} else {
+			block_sets(r, c, e->tenant, iso == ISO_SEGMENT ? e->segment : NULL, s);
+			for (int k = 0; k < 2; k++)
+				if (s[k])
+					fprintf(k ? r->f6 : r->f,
+						"-A %s-i%zu -m set --match-set " IPT_SET " src -j ACCEPT\n",
+						t, idx, t, s[k]);
+		}
+	}
+	both(r, "-A %s-i%zu -m comment --comment \"ingress not allowed\" -j DROP\n", t, idx);
+}
+
+static int cmp_ifname(const void *a, const void *b)
+{
+	return strcmp((*(const struct w_ep *const *)a)->ifname, (*(const struct w_ep *const *)b)->ifname);
+}
+
+#define IPT_FANOUT 16
+#define IPT_CHAIN_MAX 28 /* iptables chain names: 28 characters */
+
+/*
+ * Dispatch by interface name without a verdict map: a tree of chains keyed
+ * by the name's next character (`-i lx3a+`), so a packet meets at most
+ * IPT_FANOUT rules per level (the names are "lx" and hex: a few levels for
+ * thousands of endpoints). v: sorted by name, all sharing their first pos
+ * characters; root: the tree's first chain, whose name the others extend
+ * with the characters they stand for. Whatever matches no endpoint is
+ * dropped (fail closed).
+ */
+static void ipt_dispatch(struct render *r, const char *root, const char *chain, const char *opt,
+			 char kind, struct w_ep **v, size_t n, size_t pos)
+{
+	size_t i = 0;
+
+	/* a character all of them share decides nothing: skip it */
+	while (n > IPT_FANOUT && v[0]->ifname[pos] && v[0]->ifname[pos] == v[n - 1]->ifname[pos])
+		pos++;
+	while (i < n) {
+		size_t j = i + 1;
+		char sub[64];
+
+		if (n > IPT_FANOUT && v[i]->ifname[pos])
+			while (j < n && v[j]->ifname[pos] == v[i]->ifname[pos])
+				j++;
+		if (snprintf(sub, sizeof(sub), "%s-%.*s", root, (int)pos - 1, v[i]->ifname + 2) >
+		    IPT_CHAIN_MAX)
+			j = i + 1; /* no deeper chain fits: one rule each */
+		if (j - i == 1) {
+			both(r, "-A %s %s %s -g %s-%c%zu\n", chain, opt, v[i]->ifname, r->t, kind,
+			     (size_t)(v[i] - r->w->eps));
+			i++;
+			continue;
+		}
+		both(r, ":%s - [0:0]\n-A %s %s %.*s+ -g %s\n", sub, chain, opt, (int)pos + 1,
+		     v[i]->ifname, sub);
+		ipt_dispatch(r, root, sub, opt, kind, v + i, j - i, pos + 1);
+		i = j;
+	}
+	both(r, "-A %s -m comment --comment \"unknown workload interface\" -j DROP\n", chain);
+}
+
+static void ipt_top(struct render *r)
+{
+	const struct world *w = r->w;
+	struct w_ep **v = calloc(w->nlocal + 1, sizeof(*v));
+	const char *t = r->t;
+	char name[64];
+	size_t n = 0;
+
+	for (size_t i = 0; v && i < w->neps; i++)
+		if (w->eps[i].local)
+			v[n++] = &w->eps[i];
+	if (v)
+		qsort(v, n, sizeof(*v), cmp_ifname);
+	for (int k = 0; k < 3; k++) {
+		static const char *const what[3] = { "from", "to", "tohost" };
+
+		snprintf(name, sizeof(name), "%s-%s", t, what[k]);
+		both(r, ":%s - [0:0]\n", name);
+		ipt_dispatch(r, name, name, k == 1 ? "-o" : "-i", "eih"[k], v, n, 2);
+	}
+	free(v);
+	both(r, "# allowed egress: on to the ingress side of a local workload, or out\n"
+		":%s-eok - [0:0]\n-A %s-eok -o lx+ -g %s-to\n-A %s-eok -j ACCEPT\n"
+		"# jumped to from FORWARD and INPUT (the agent inserts the jumps)\n"
+		":%s-forward - [0:0]\n-A %s-forward -i lx+ -g %s-from\n"
+		"-A %s-forward -o lx+ -g %s-to\n"
+		":%s-input - [0:0]\n-A %s-input -i lx+ -g %s-tohost\n",
+	     t, t, t, t, t, t, t, t, t, t, t, t);
+}
+
+/* iptables-restore wants a chain declared before a rule jumps to it: the
+ * declarations (":NAME - [0:0]", which also flush an existing chain) first,
+ * then the rules. malloc'd. */
+static char *hoist_chains(const char *body)
+{
+	size_t n = strlen(body), k = 0;
+	char *out = malloc(n + 1);
+
+	if (!out)
+		return NULL;
+	for (int pass = 0; pass < 2; pass++)
+		for (const char *p = body; *p;) {
+			const char *e = strchr(p, '\n');
+			size_t len = e ? (size_t)(e - p + 1) : strlen(p);
+
+			if ((*p == ':') == (pass == 0)) {
+				memcpy(out + k, p, len);
+				k += len;
+			}
+			p += len;
+		}
+	out[k] = '\0';
+	return out;
+}
+
+/* Render for either backend. nft: one text; iptables: the ipset restore
+ * script, then the IPv4 and IPv6 iptables-restore inputs, each after a
+ * marker line (#@ ipset, #@ iptables, #@ ip6tables). */
+static char *render(const struct world *w, const char *table, bool ipt)
+{
+	struct render r = { .w = w, .ipt = ipt, .t = table };
 	struct cache c = { 0 };
-	char *body = NULL, *sets = NULL, *out = NULL;
-	size_t blen = 0, slen = 0;
+	char *body = NULL, *sets = NULL, *body6 = NULL, *out = NULL;
+	size_t blen = 0, slen = 0, b6len = 0;
 	bool *used;
 
 	r.f = open_memstream(&body, &blen);
 	r.sets = open_memstream(&sets, &slen);
+	if (ipt)
+		r.f6 = open_memstream(&body6, &b6len);
 	used = calloc(2 * w->npols + 1, sizeof(*used));
-	if (!r.f || !r.sets || !used)
+	if (!r.f || !r.sets || (ipt && !r.f6) || !used)
 		goto done;
 	for (size_t i = 0; i < w->neps; i++) {
 		const struct w_ep *e = &w->eps[i];
@@ -892,47 +1212,56 @@ char *policy_render_nft(const struct world *w, const char *table)
 			policy_chain(&r, &c, k, false);
 	}
 	for (size_t i = 0; i < w->neps; i++)
-		if (w->eps[i].local)
-			endpoint_chains(&r, &c, i, &w->eps[i]);
-	verdict_map(r.f, "from_ep", w, 'e');
-	verdict_map(r.f, "to_host", w, 'h');
-	verdict_map(r.f, "to_ep", w, 'i');
-	fputs("\tchain egress {\n"
-	      "\t\ttype filter hook forward priority filter - 1; policy accept;\n"
-	      "\t\tiifname != \"lx*\" accept\n"
-	      "\t\tiifname vmap @from_ep\n"
-	      "\t\tcounter drop comment \"unknown workload interface\"\n"
-	      "\t}\n"
-	      "\tchain ingress {\n"
-	      "\t\ttype filter hook forward priority filter; policy accept;\n"
-	      "\t\toifname != \"lx*\" accept\n"
-	      "\t\toifname vmap @to_ep\n"
-	      "\t\tcounter drop comment \"unknown workload interface\"\n"
-	      "\t}\n"
-	      "\tchain host_in {\n"
-	      "\t\ttype filter hook input priority filter - 1; policy accept;\n"
-	      "\t\tiifname != \"lx*\" accept\n"
-	      "\t\tiifname vmap @to_host\n"
-	      "\t\tcounter drop comment \"unknown workload interface\"\n"
-	      "\t}\n", r.f);
-	if (fclose(r.f) != 0 || fclose(r.sets) != 0) {
-		r.f = r.sets = NULL;
+		if (w->eps[i].local) {
+			if (ipt)
+				ipt_endpoint_chains(&r, &c, i, &w->eps[i]);
+			else
+				endpoint_chains(&r, &c, i, &w->eps[i]);
+		}
+	if (ipt) {
+		ipt_top(&r);
+	} else {
+		verdict_map(r.f, "from_ep", w, 'e');
+		verdict_map(r.f, "to_host", w, 'h');
+		verdict_map(r.f, "to_ep", w, 'i');
+		fputs(nft_base_chains, r.f);
+	}
+	if (fclose(r.f) != 0 || fclose(r.sets) != 0 || (r.f6 && fclose(r.f6) != 0)) {
+		r.f = r.sets = r.f6 = NULL;
 		goto done;
 	}
-	r.f = r.sets = NULL;
-	if (asprintf(&out,
-		     "# generated by larch-agent for host %s: %zu local endpoints, %zu policies\n"
-		     "table inet %s {\n}\n"
-		     "delete table inet %s\n"
-		     "table inet %s {\n%s%s}\n",
-		     w->host ? w->host : "-", w->nlocal, w->npols, table, table, table, sets, body) < 0)
+	r.f = r.sets = r.f6 = NULL;
+	if (ipt) {
+		char *h4 = hoist_chains(body), *h6 = hoist_chains(body6);
+
+		if (!h4 || !h6 ||
+		    asprintf(&out,
+			     "# generated by larch-agent for host %s: %zu local endpoints, %zu policies\n"
+			     "#@ ipset\n%s"
+			     "#@ iptables\n*filter\n%sCOMMIT\n"
+			     "#@ ip6tables\n*filter\n%sCOMMIT\n",
+			     w->host ? w->host : "-", w->nlocal, w->npols, sets, h4, h6) < 0)
+			out = NULL;
+		free(h4);
+		free(h6);
+	} else if (asprintf(&out,
+			    "# generated by larch-agent for host %s: %zu local endpoints, %zu policies\n"
+			    "table inet %s {\n}\n"
+			    "delete table inet %s\n"
+			    "table inet %s {\n%s%s}\n",
+			    w->host ? w->host : "-", w->nlocal, w->npols, table, table, table, sets,
+			    body) < 0) {
 		out = NULL;
+	}
 done:
 	if (r.f)
 		fclose(r.f);
 	if (r.sets)
 		fclose(r.sets);
+	if (r.f6)
+		fclose(r.f6);
 	free(body);
+	free(body6);
 	free(sets);
 	free(used);
 	free(c.v);
@@ -947,4 +1276,14 @@ done:
 		hmap_release(&c.peers);
 	}
 	return out;
+}
+
+char *policy_render_nft(const struct world *w, const char *table)
+{
+	return render(w, table, false);
+}
+
+char *policy_render_ipt(const struct world *w, const char *prefix)
+{
+	return render(w, prefix, true);
 }

@@ -5,7 +5,8 @@ set -eu
 PKGS="build-essential pkg-config libmicrohttpd-dev libjansson-dev libyaml-dev
       libsqlite3-dev sqlite3 libcurl4-openssl-dev libcmocka-dev python3 python3-pytest
       curl jq iproute2 procps libmnl-dev golang-go golang-github-appc-cni-dev
-      containernetworking-plugins iperf3 iputils-ping netcat-openbsd"
+      containernetworking-plugins iperf3 iputils-ping netcat-openbsd
+      nftables iptables ipset"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
