@@ -284,7 +284,7 @@ static char *section(const char *text, const char *marker)
 	if (!p)
 		return NULL;
 	p += strlen(marker);
-	end = strstr(p, "\n#@ ");
+	end = strncmp(p, "#@ ", 3) ? strstr(p, "\n#@ ") : p - 1; /* p - 1: empty */
 	return strndup(p, end ? (size_t)(end - p + 1) : strlen(p));
 }
 

@@ -781,6 +781,11 @@ retry:
 	reconciler_free(rc);
 	forget_handles();
 	free(fw_last);
-	log_info("stopped; the firewall table %s stays in force", o.table);
+	if (o.fw == FW_IPT)
+		log_info("stopped; the firewall chains %s-* and their sets stay in force", o.table);
+	else if (o.fw == FW_NFT)
+		log_info("stopped; the firewall table %s stays in force", o.table);
+	else
+		log_info("stopped");
 	return 0;
 }

@@ -189,7 +189,8 @@ def check_case(name, pods, allowed):
                 s, d, proto, fam, "passes" if ok else "dropped", "pass" if want else "drop"))
     n = sum(1 for v in got.values() if v is not None)
     npass = sum(1 for v in got.values() if v)
-    tap(not bad, "%s: %d probes, %d pass, all as expected" % (name, n, npass),
+    tap(not bad, "%s: %d probes, %d pass, %s" % (
+        name, n, npass, "%d not as expected" % len(bad) if bad else "all as expected"),
         "\n".join(bad[:40]) + ("\n... %d more" % (len(bad) - 40) if len(bad) > 40 else ""))
 
 
