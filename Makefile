@@ -154,7 +154,10 @@ bench: deps
 	$(Q)bench/run.sh
 	$(Q)bench/cni.sh
 	$(Q)bench/datapath.sh
-	$(Q)bench/policy.sh
+	$(Q)bench/policy.sh 3500 12000 3
+	$(Q)FIREWALL=iptables bench/policy.sh 3500 12000 1
+	$(Q)bench/policy_datapath.sh 3 5 200 10000
+	$(Q)FIREWALL=iptables bench/policy_datapath.sh 3 5 200 10000
 
 clean:
 	rm -rf build
