@@ -55,24 +55,13 @@ ns p-h21-a iperf3 -s -D -B "$A" --pidfile "$DIR/ip-pod.pid"
 ns ov-h21 iperf3 -s -D -B 10.244.2.2 --pidfile "$DIR/ip-ov.pid"
 sleep 0.5
 
-tput() { # tput CLIENT_NS DST: Gbit/s
-	ip netns exec "$NSP-$1" iperf3 -c "$2" -t "$T" -J 2>/dev/null |
-		python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))'
-}
-lat() { # lat CLIENT_NS DST: "p50 p99" in ms
-	ip netns exec "$NSP-$1" ping -c "$COUNT" -i 0.005 -q -n "$2" >/dev/null 2>&1 || true
-	ip netns exec "$NSP-$1" ping -c "$COUNT" -i 0.005 -n "$2" 2>/dev/null |
-		python3 -c 'import re,sys,statistics
-t=sorted(float(m.group(1)) for m in re.finditer(r"time=([0-9.]+)", sys.stdin.read()))
-print("%.3f %.3f" % (statistics.median(t), t[min(len(t)-1, int(0.99*len(t)))]))'
-}
 machine
 echo "# iperf3 TCP 1 stream ${T}s; ping $COUNT x 5 ms; $ROUNDS interleaved rounds"
 enc_before=$(for h in $HOSTS; do ns "$h" ip -d -o link show; done | grep -c vxlan || true)
 for r in $(seq 1 "$ROUNDS"); do
-	echo "limit $(tput h11 "$(host_ip h21)") $(lat h11 "$(host_ip h21)")" | tee -a "$DIR/res"
-	echo "larch $(tput p-h11-a "$A") $(lat p-h11-a "$A")" | tee -a "$DIR/res"
-	echo "vxlan $(tput ov-h11 10.244.2.2) $(lat ov-h11 10.244.2.2)" | tee -a "$DIR/res"
+	echo "limit $(gbps h11 "$(host_ip h21)") $(rtt h11 "$(host_ip h21)")" | tee -a "$DIR/res"
+	echo "larch $(gbps p-h11-a "$A") $(rtt p-h11-a "$A")" | tee -a "$DIR/res"
+	echo "vxlan $(gbps ov-h11 10.244.2.2) $(rtt ov-h11 10.244.2.2)" | tee -a "$DIR/res"
 done
 echo "# columns: path Gbit/s rtt_p50_ms rtt_p99_ms; medians over the rounds:"
 python3 - "$DIR/res" <<'EOF'

@@ -40,30 +40,19 @@ chains() { # policy chains in force on host $1
 }
 ns p-h21-a iperf3 -s -D -B "$S" --pidfile "$DIR/ip.pid"
 sleep 0.5
-tput() {
-	ns p-h11-a iperf3 -c "$S" -t "$T" -J 2>/dev/null |
-		python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))'
-}
-lat() {
-	ns p-h11-a ping -c "$COUNT" -i 0.005 -q -n "$S" >/dev/null 2>&1 || true
-	ns p-h11-a ping -c "$COUNT" -i 0.005 -n "$S" 2>/dev/null |
-		python3 -c 'import re,sys,statistics
-t=sorted(float(m.group(1)) for m in re.finditer(r"time=([0-9.]+)", sys.stdin.read()))
-print("%.3f %.3f" % (statistics.median(t), t[min(len(t)-1, int(0.99*len(t)))]))'
-}
 machine
 echo "# $FIREWALL backend; iperf3 TCP 1 stream ${T}s; ping $COUNT x 5 ms; $ROUNDS rounds, alternating"
 for r in $(seq 1 "$ROUNDS"); do
 	/usr/bin/python3 bench/policy_load.py "$sock" clear
 	sync
-	echo "none $(chains h21) $(tput) $(lat)" | tee -a "$DIR/res"
+	echo "none $(chains h21) $(gbps p-h11-a "$S") $(rtt p-h11-a "$S")" | tee -a "$DIR/res"
 	t0=$(date +%s%N)
 	/usr/bin/python3 bench/policy_load.py "$sock" load "$N"
 	t1=$(date +%s%N)
 	sync
 	t2=$(date +%s%N)
 	echo "# loaded $N policies through the API in $(((t1 - t0) / 1000000)) ms; agents' sync (compile + apply) $(((t2 - t1) / 1000000)) ms"
-	echo "policies $(chains h21) $(tput) $(lat)" | tee -a "$DIR/res"
+	echo "policies $(chains h21) $(gbps p-h11-a "$S") $(rtt p-h11-a "$S")" | tee -a "$DIR/res"
 done
 echo "# columns: case policy_chains_on_h21 Gbit/s rtt_p50_ms rtt_p99_ms; medians over the rounds:"
 python3 - "$DIR/res" <<'PY'

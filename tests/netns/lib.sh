@@ -212,6 +212,23 @@ cluster_dir() {
 }
 
 # the machine line every benchmark prints first
+# Benchmarks: iperf3 TCP, one stream, $T seconds, from namespace $NSP-$1 to
+# $2 (an iperf3 server must listen there): Gbit/s received.
+gbps() {
+	ip netns exec "$NSP-$1" iperf3 -c "$2" -t "$T" -J 2>/dev/null |
+		python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))'
+}
+
+# Benchmarks: ping RTT from $NSP-$1 to $2, $COUNT probes 5 ms apart after as
+# many to warm up: "p50 p99" in ms.
+rtt() {
+	ip netns exec "$NSP-$1" ping -c "$COUNT" -i 0.005 -q -n "$2" >/dev/null 2>&1 || true
+	ip netns exec "$NSP-$1" ping -c "$COUNT" -i 0.005 -n "$2" 2>/dev/null |
+		python3 -c 'import re,sys,statistics
+t=sorted(float(m.group(1)) for m in re.finditer(r"time=([0-9.]+)", sys.stdin.read()))
+print("%.3f %.3f" % (statistics.median(t), t[min(len(t)-1, int(0.99*len(t)))]))'
+}
+
 machine() {
 	echo "# machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -r)"
 }
