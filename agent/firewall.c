@@ -223,21 +223,21 @@ static char *ipt_sets(const char *prefix, unsigned long *maxgen)
 	return mine;
 }
 
-/* Destroy our sets of generation gen (keep != 0: all but that one). */
-static void ipt_destroy_sets(const char *prefix, unsigned long gen, bool keep)
+/* Destroy, of names (a listing from ipt_sets), the sets of generation gen
+ * (keep: all but those). */
+static void ipt_destroy_sets(const char *names, const char *prefix, unsigned long gen, bool keep)
 {
 	static const char *const argv[] = { "ipset", "restore", NULL };
-	unsigned long maxgen;
-	char *names = ipt_sets(prefix, &maxgen), *script = NULL, *line, *save = NULL;
 	size_t slen = 0, pl = strlen(prefix);
+	char *copy = strdup(names), *script = NULL, *line, *save = NULL;
 	char msg[512];
 	FILE *f;
 
-	if (!names || !(f = open_memstream(&script, &slen))) {
-		free(names);
+	if (!copy || !(f = open_memstream(&script, &slen))) {
+		free(copy);
 		return;
 	}
-	for (line = strtok_r(names, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		bool same = strtoul(line + pl + 1, NULL, 10) == gen;
 
 		if (same != keep)
@@ -246,7 +246,7 @@ static void ipt_destroy_sets(const char *prefix, unsigned long gen, bool keep)
 	if (fclose(f) == 0 && script && *script && run_msg(argv, script, msg, sizeof(msg)) < 0)
 		log_warnx("firewall: cannot destroy unused sets: %s", msg);
 	free(script);
-	free(names);
+	free(copy);
 }
 
 /* Replace every "PREFIX-0-" (a set's name in the rendered text) by
@@ -374,11 +374,10 @@ static int ipt_apply(const char *prefix, const char *tmpl, char *errbuf, size_t 
 		snprintf(errbuf, errlen, "ipset list failed (is ipset installed, and the kernel's ip_set?)");
 		return -1;
 	}
-	free(names);
 	if (maxgen < ipt_gen)
 		maxgen = ipt_gen;
 	gen = maxgen >= IPT_GEN_MAX ? 1 : maxgen + 1;
-	ipt_destroy_sets(prefix, gen, false); /* leftovers of a failed attempt */
+	ipt_destroy_sets(names, prefix, gen, false); /* after a wrap: the old sets of that number */
 	if (!(text = with_gen(tmpl, prefix, gen)) || !(sets = section(text, "#@ ipset\n"))) {
 		snprintf(errbuf, errlen, "out of memory, or not an iptables ruleset");
 		goto out;
@@ -409,13 +408,18 @@ static int ipt_apply(const char *prefix, const char *tmpl, char *errbuf, size_t 
 		if (run_msg(restore[committed], in[committed], errbuf, errlen) < 0)
 			goto out;
 	ipt_gen = gen;
-	ipt_destroy_sets(prefix, gen, true); /* the previous generation */
+	ipt_destroy_sets(names, prefix, gen, true); /* the previous generation */
 	r = 0;
 out:
-	if (r < 0 && committed == 0)
-		ipt_destroy_sets(prefix, gen, false);
-	else if (r < 0)
+	if (r < 0 && committed == 0) {
+		/* the new sets, whatever of them ipset restore created */
+		free(names);
+		if ((names = ipt_sets(prefix, &maxgen)))
+			ipt_destroy_sets(names, prefix, gen, false);
+	} else if (r < 0) {
 		log_warnx("firewall: IPv4 rules applied but not IPv6: both generations of sets kept");
+	}
+	free(names);
 	free(text);
 	free(sets);
 	free(in[0]);

@@ -477,6 +477,32 @@ static struct rule *new_rule(struct rule **v, size_t *n, struct error *err)
 static int parse_rules(json_t *arr, const char *path, const char *peerkey, const char *ns,
 		       struct rule **v, size_t *n, struct error *err);
 
+/* The directions a policy names (its format's words for them) into p. */
+static int parse_types(json_t *types, const char *path, const char *in, const char *out,
+		       struct policy *p, struct error *err)
+{
+	json_t *t;
+	size_t i;
+
+	json_array_foreach(types, i, t) {
+		char f[FIELD_MAX];
+		const char *s = json_string_value(t);
+
+		idx(f, path, i);
+		if (s && !strcmp(s, in))
+			p->ingress = true;
+		else if (s && !strcmp(s, out))
+			p->egress = true;
+		else {
+			char why[64];
+
+			snprintf(why, sizeof(why), "must be %s or %s", in, out);
+			return bad(err, f, s, why);
+		}
+	}
+	return 0;
+}
+
 static int parse_netpol(json_t *doc, struct policy *p, struct error *err)
 {
 	static const char *const top[] = { "apiVersion", "kind", "metadata", "spec", NULL };
@@ -484,9 +510,8 @@ static int parse_netpol(json_t *doc, struct policy *p, struct error *err)
 					    "resourceVersion", "generation", "creationTimestamp",
 					    NULL };
 	static const char *const spec[] = { "podSelector", "policyTypes", "ingress", "egress", NULL };
-	json_t *md, *sp, *ps, *types, *in, *out, *t;
+	json_t *md, *sp, *ps, *types, *in, *out;
 	const char *api, *name, *ns;
-	size_t i;
 	int r;
 
 	if ((r = only(doc, "", top, err)) < 0 || (r = get_str(doc, "", "apiVersion", &api, err)) < 0 ||
@@ -520,18 +545,8 @@ static int parse_netpol(json_t *doc, struct policy *p, struct error *err)
 	if ((r = parse_selector(ps, "spec.podSelector", &p->applies.pods, err)) < 0)
 		return r;
 	if (types) {
-		json_array_foreach(types, i, t) {
-			char f[FIELD_MAX];
-			const char *s = json_string_value(t);
-
-			idx(f, "spec.policyTypes", i);
-			if (s && !strcmp(s, "Ingress"))
-				p->ingress = true;
-			else if (s && !strcmp(s, "Egress"))
-				p->egress = true;
-			else
-				return bad(err, f, s, "must be Ingress or Egress");
-		}
+		if ((r = parse_types(types, "spec.policyTypes", "Ingress", "Egress", p, err)) < 0)
+			return r;
 	} else {
 		/* the API's default: Ingress, and Egress when there are egress rules */
 		p->ingress = true;
@@ -682,10 +697,9 @@ static int parse_larch(json_t *doc, struct policy *p, struct error *err)
 {
 	static const char *const top[] = { "kind", "name", "applies_to", "types", "ingress",
 					   "egress", NULL };
-	json_t *ap, *types, *in, *out, *t;
+	json_t *ap, *types, *in, *out;
 	const char *name;
 	bool any;
-	size_t i;
 	int r;
 
 	if ((r = only(doc, "", top, err)) < 0 || (r = get_str(doc, "", "name", &name, err)) < 0 ||
@@ -707,18 +721,8 @@ static int parse_larch(json_t *doc, struct policy *p, struct error *err)
 		return bad(err, "applies_to", NULL,
 			   "needs tenant, segment, namespace, selector or endpoint");
 	if (types) {
-		json_array_foreach(types, i, t) {
-			char f[FIELD_MAX];
-			const char *s = json_string_value(t);
-
-			idx(f, "types", i);
-			if (s && !strcmp(s, "ingress"))
-				p->ingress = true;
-			else if (s && !strcmp(s, "egress"))
-				p->egress = true;
-			else
-				return bad(err, f, s, "must be ingress or egress");
-		}
+		if ((r = parse_types(types, "types", "ingress", "egress", p, err)) < 0)
+			return r;
 	} else {
 		p->ingress = in != NULL || out == NULL;
 		p->egress = out != NULL;
