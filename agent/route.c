@@ -248,11 +248,13 @@ int reconcile_routes(struct reconciler *rc, struct nl *nl, const struct agent_cf
 		if (have && same_route(w, have))
 			continue;
 		ret = nl_route_add(nl, w, true);
-		if (ret == -ENODEV && w->oif) {
+		if ((ret == -ENODEV || ret == -ENETDOWN) && w->oif) {
 			/* The pod's veth went away since the pass read it (a DEL
-			 * racing the pass): nothing to route to, not a fault. */
-			log_debug("route %s (%s): interface gone", route_str(w, buf, sizeof(buf)),
-				  order[i]->what);
+			 * racing the pass), or the CNI plugin has created it but
+			 * not yet set it up (it adds this route itself once it
+			 * has): nothing to route to yet, not a fault. */
+			log_debug("route %s (%s): interface %s", route_str(w, buf, sizeof(buf)),
+				  order[i]->what, ret == -ENODEV ? "gone" : "not up yet");
 			continue;
 		}
 		if (ret < 0) {
