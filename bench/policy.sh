@@ -8,7 +8,7 @@
 # apply of the full ruleset to an empty namespace, and the incremental case
 # (one more local endpoint: compile + apply over the full ruleset), and the
 # ruleset's size.
-# usage: [FIREWALL=nft|iptables] bench/policy.sh [LOCAL=3500] [POLICIES=12000] [ROUNDS=5]
+# usage: [FIREWALL=nft|iptables] [AGENT=build/bin/larch-agent] bench/policy.sh [LOCAL=3500] [POLICIES=12000] [ROUNDS=5]
 set -eu
 cd "$(dirname "$0")/.."
 . tests/netns/lib.sh
@@ -24,7 +24,8 @@ ip netns add "$nsn"
 ms() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null; t1=$(date +%s%N); echo $(((t1 - t0) / 1000000)); }
 median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 FIREWALL=${FIREWALL:-nft}
-render() { build/bin/larch-agent --host h1 --firewall "$FIREWALL" --render "$1"; }
+AGENT=${AGENT:-build/bin/larch-agent}
+render() { "$AGENT" --host h1 --firewall "$FIREWALL" --render "$1"; }
 # load RULESET: what the backend's apply runs
 if [ "$FIREWALL" = iptables ]; then
 	load() {
@@ -47,7 +48,7 @@ for i in $(seq "$ROUNDS"); do
 	compile+=("$(ms render "$tmp/world.json")")
 	render "$tmp/world.json" > "$tmp/world.rules"
 	apply+=("$(ms load "$tmp/world.rules")")
-	incr+=("$(ms sh -c "build/bin/larch-agent --host h1 --firewall $FIREWALL --render $tmp/world1.json > $tmp/world1.rules")")
+	incr+=("$(ms sh -c "$AGENT --host h1 --firewall $FIREWALL --render $tmp/world1.json > $tmp/world1.rules")")
 	incr[-1]=$((incr[-1] + $(ms load "$tmp/world1.rules")))
 done
 machine
