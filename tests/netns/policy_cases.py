@@ -13,6 +13,7 @@ import concurrent.futures as cf
 import ctypes
 import http.client
 import ipaddress
+import itertools
 import json
 import os
 import select
@@ -124,6 +125,11 @@ def serve(pod, ready):
             u.sendto(data, peer)
 
 
+# UDP probes' source ports, below the ephemeral range; next() on an
+# itertools.count is atomic under the GIL
+UDP_PORTS = itertools.count(10000)
+
+
 def probe(src, dst, proto, fam):
     ip = dst.addr.get(fam)
     if not ip or fam not in src.addr:
@@ -146,6 +152,9 @@ def probe(src, dst, proto, fam):
     s = socket.socket(af, socket.SOCK_DGRAM)
     s.settimeout(0.5)
     try:
+        # A source port of its own: a random one could repeat an earlier
+        # case's flow, which conntrack still holds as established.
+        s.bind(("0.0.0.0" if fam == 4 else "::", next(UDP_PORTS)))
         for _ in range(2):
             s.sendto(b"larch", (ip, PORT))
             try:
