@@ -12,29 +12,20 @@ TCP port 20000 + k % 40000 from app{(k + 1) % 100} and from namespaces with
 team=t{k % 10}. allow-bench lets the client pod (role=client) reach the
 server pod (app0) on every protocol: the measured traffic.
 """
-import http.client
 import json
-import socket
+import os
 import sys
 import threading
 
-
-class Unix(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost", timeout=60)
-        self.path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.settimeout(60)
-        self.sock.connect(self.path)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "netns"))
+from unixhttp import UnixHTTP  # noqa: E402
 
 
 def run(sock, reqs, nthreads=8):
     errors = []
 
     def worker(part):
-        c = Unix(sock)
+        c = UnixHTTP(sock, timeout=60)
         for method, path, body in part:
             c.request(method, path, json.dumps(body) if body is not None else None,
                       {"Content-Type": "application/json"})
@@ -83,7 +74,7 @@ def main():
                     "ports": [{"protocol": "TCP", "port": 20000 + k % 40000}]}]})))
         run(sock, reqs)
     elif cmd == "clear":
-        c = Unix(sock)
+        c = UnixHTTP(sock, timeout=60)
         c.request("GET", "/v1/policies")
         items = json.loads(c.getresponse().read())["items"]
         c.close()

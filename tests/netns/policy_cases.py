@@ -11,7 +11,6 @@ usage: policy_cases.py DIR NSP FIRST_TAP_NUMBER
 """
 import concurrent.futures as cf
 import ctypes
-import http.client
 import ipaddress
 import itertools
 import json
@@ -21,7 +20,9 @@ import socket
 import subprocess
 import sys
 import threading
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from unixhttp import UnixHTTP  # noqa: E402
 
 DIR, NSP, TAPN = sys.argv[1], sys.argv[2], int(sys.argv[3])
 HOSTS = ["h11", "h12", "h21", "h22"]
@@ -40,19 +41,8 @@ def setns(name):
         os.close(fd)
 
 
-class Unix(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost", timeout=30)
-        self.path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.settimeout(30)
-        self.sock.connect(self.path)
-
-
 def call(method, path, body=None, sock=None):
-    c = Unix(sock or DIR + "/larchd.sock")
+    c = UnixHTTP(sock or DIR + "/larchd.sock")
     c.request(method, path, json.dumps(body) if body is not None else None,
               {"Content-Type": "application/json"})
     r = c.getresponse()

@@ -7,18 +7,13 @@ differ. The expectation follows docs/agent.md: local endpoint addresses, own
 blocks, peers' blocks (IPv4: one via route per block; IPv6: the rack prefix
 on-link once, because hosts register an IPv4 address), one route per other rack.
 """
-import http.client, json, socket, subprocess, sys
+import json, os, subprocess, sys
 
-class UnixConn(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost")
-        self.path_ = path
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.path_)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from unixhttp import UnixHTTP  # noqa: E402
 
 def get(sock, path):
-    c = UnixConn(sock)
+    c = UnixHTTP(sock)
     c.request("GET", path)
     return json.loads(c.getresponse().read())
 
