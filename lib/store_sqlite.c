@@ -53,7 +53,8 @@
  * big compaction never stalls commits for long. */
 #define COMPACT_CHUNK 5000
 
-/* Checkpoint once the WAL holds this many pages (4 MiB with 4 KiB pages). */
+/* Checkpoint after this many WAL frames since the last checkpoint (4 MiB
+ * with 4 KiB pages); RESTART once the WAL holds RESTART_PAGES. */
 #define CHECKPOINT_PAGES 1024
 #define RESTART_PAGES 4096 /* 16 MiB of 4 KiB pages */
 
