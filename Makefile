@@ -81,7 +81,7 @@ $(BUILD)/bin/larch-cni: $(call obj,$(CNI_SRC)) $(LIBLARCH)
 $(BUILD)/bin/larch-agent: $(call obj,$(AGENT_SRC)) $(LIBLARCH)
 	$(call say,LD,$@)
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $^ -lmicrohttpd $(LDLIBS_LIB)
+	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $^ -lmicrohttpd -lnftnl $(LDLIBS_LIB)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBLARCH)
 	$(call say,LD,$@)
@@ -124,9 +124,10 @@ netns: $(BINS) $(BUILD)/tests/cni-driver
 		LARCH_BIN=$(abspath $(BUILD)/bin) CNI_DRIVER=$(abspath $(BUILD)/tests/cni-driver) $$t; done
 
 # Golden tests of the policy compiler (root: nft checks each ruleset in a
-# namespace of its own).
+# namespace of its own), and the agent's netlink backend against nft.
 policy: $(BINS)
 	$(Q)LARCH_BIN=$(abspath $(BUILD)/bin) tests/policy/test_golden.sh
+	$(Q)LARCH_BIN=$(abspath $(BUILD)/bin) tests/policy/test_netlink.sh
 
 # The same with larchd, the agent and larch-cni built with ASan+UBSan.
 netns-san: $(BUILD)/tests/cni-driver

@@ -64,5 +64,12 @@ char *fw_render(json_t *state, const char *host, const char *table, enum fw_kind
 int fw_apply(enum fw_kind kind, const char *table, const char *text, char *errbuf, size_t errlen);
 /* Is the agent's ruleset still hooked in (a resync restores it if not)? */
 bool fw_present(enum fw_kind kind, const char *table);
+/* Forget the ruleset in force: the next nftables apply replaces the table. */
+void fw_forget(void);
+/* --apply FILE [--from OLD] (tests, benches): put the rendered nftables
+ * ruleset FILE in force over netlink in this network namespace: the
+ * difference from OLD (which must be the ruleset in force), or the whole
+ * table; prints what the batch held and how long it took. Exit status. */
+int fw_apply_file(const char *path, const char *from);
 
 #endif

@@ -6,8 +6,9 @@
  * the ruleset for the backend; fw_apply() puts it in force whole, or leaves
  * the previous one:
  *
- * nftables: `nft -f -`, one transaction that replaces the agent's own table
- * (inet larch).
+ * nftables: one netlink transaction (agent/nft.c) that carries the
+ * difference from the ruleset in force, or replaces the agent's own table
+ * (inet larch) whole.
  *
  * iptables: the sets go first, under a new generation of names
  * (PREFIX-GEN-N: the rules in force still use the old ones), by
@@ -26,11 +27,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
 #include "error.h"
 #include "log.h"
+#include "nft.h"
 #include "policy.h"
 #include "wire.h"
 
@@ -167,18 +170,135 @@ static int run_msg(const char *const argv[], const char *text, char *errbuf, siz
 
 /* ---- nftables ---- */
 
-static int nft_apply(const char *text, char *errbuf, size_t errlen)
+/* The ruleset this process last put in force over netlink: the next apply
+ * sends only the difference from it. */
+static struct nft_rs *nft_last;
+
+static int nft_cli(const char *text, char *errbuf, size_t errlen)
 {
 	static const char *const argv[] = { "nft", "-f", "-", NULL };
 
 	return run_msg(argv, text, errbuf, errlen);
 }
 
+/*
+ * Over netlink (agent/nft.c): the difference from the ruleset in force, or
+ * the whole table when that is not known or the difference is refused (the
+ * table was changed behind the agent's back). A text the netlink backend
+ * cannot read goes to `nft -f` instead, with a warning: the compiler wrote
+ * something new that agent/nft.c does not know yet.
+ */
+static int nft_apply(const char *text, char *errbuf, size_t errlen)
+{
+	const char *refuse = getenv("LARCH_AGENT_TEST_REFUSE");
+	char why[512], *bad = NULL;
+	struct nft_rs *rs;
+	struct nft_stats st;
+
+	/*
+	 * Tests: while the file $LARCH_AGENT_TEST_REFUSE exists, the batch gets
+	 * one more chain, with a jump to a chain that does not exist: the
+	 * kernel refuses the whole transaction, as it would any bad update.
+	 */
+	if (refuse && *refuse && access(refuse, F_OK) == 0) {
+		size_t n = strlen(text);
+
+		if (n > 2 && !strcmp(text + n - 2, "}\n") &&
+		    asprintf(&bad, "%.*s\tchain test_refuse {\n\t\tjump no_such_chain\n\t}\n}\n",
+			     (int)(n - 2), text) > 0)
+			text = bad;
+	}
+	rs = nft_rs_parse(text, why, sizeof(why));
+	free(bad);
+
+	if (!rs) {
+		log_warnx("firewall: the netlink backend cannot read the ruleset (%s); using nft -f",
+			  why);
+		nft_rs_free(nft_last);
+		nft_last = NULL;
+		return nft_cli(text, errbuf, errlen);
+	}
+	if (nft_last && nft_rs_apply(nft_last, rs, &st, errbuf, errlen) == 0) {
+		log_debug("firewall: difference applied: %lu messages, %lu bytes", st.msgs, st.bytes);
+	} else {
+		if (nft_last)
+			log_warnx("firewall: the difference was refused (%s); replacing the table",
+				  errbuf);
+		nft_rs_free(nft_last);
+		nft_last = NULL;
+		if (nft_rs_apply(NULL, rs, &st, errbuf, errlen) < 0) {
+			nft_rs_free(rs);
+			return -1;
+		}
+	}
+	nft_rs_free(nft_last);
+	nft_last = rs;
+	return 0;
+}
+
 static bool nft_present(const char *table)
 {
-	const char *const argv[] = { "nft", "list", "table", "inet", table, NULL };
+	return nft_table_present(table);
+}
 
-	return run(argv, NULL, NULL) == 0;
+void fw_forget(void)
+{
+	nft_rs_free(nft_last);
+	nft_last = NULL;
+}
+
+/* --apply FILE [--from OLD]: see agent.h */
+int fw_apply_file(const char *path, const char *from)
+{
+	char *text[2] = { NULL, NULL }, err[1024];
+	struct nft_rs *rs[2] = { NULL, NULL };
+	const char *paths[2] = { path, from };
+	struct nft_stats st;
+	struct timespec t0, t1, p0, p1;
+	double parse_ms = 0;
+	int r = 1;
+
+	for (int k = 0; k < 2 && paths[k]; k++) {
+		FILE *f = fopen(paths[k], "r");
+		size_t len = 0;
+
+		if (!f || getdelim(&text[k], &len, '\0', f) < 0) {
+			fprintf(stderr, "larch-agent: %s: %s\n", paths[k], strerror(errno));
+			if (f)
+				fclose(f);
+			goto out;
+		}
+		fclose(f);
+		clock_gettime(CLOCK_MONOTONIC, &p0);
+		if (!(rs[k] = nft_rs_parse(text[k], err, sizeof(err)))) {
+			fprintf(stderr, "larch-agent: %s: %s\n", paths[k], err);
+			goto out;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &p1);
+		if (k == 0)
+			parse_ms = (double)(p1.tv_sec - p0.tv_sec) * 1e3 +
+				   (double)(p1.tv_nsec - p0.tv_nsec) / 1e6;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (nft_rs_apply(rs[1], rs[0], &st, err, sizeof(err)) < 0) {
+		fprintf(stderr, "larch-agent: %s: %s\n", path, err);
+		goto out;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	printf("applied %s: %lu messages, %lu bytes: %lu sets, %lu chains, %lu rules, "
+	       "%lu elements added, %lu deleted; %.3f ms (batch %.3f ms, kernel %.3f ms); "
+	       "reading the text %.3f ms\n",
+	       st.replaced ? "the table" : "the difference", st.msgs, st.bytes, st.sets, st.chains,
+	       st.rules, st.elems, st.deleted,
+	       (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+	       st.build_ms, st.kernel_ms, parse_ms);
+	r = 0;
+out:
+	for (int k = 0; k < 2; k++) {
+		free(text[k]);
+		nft_rs_free(rs[k]);
+	}
+	return r;
 }
 
 /* ---- iptables ---- */

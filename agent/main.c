@@ -43,7 +43,7 @@
 struct opts {
 	const char *server, *token_file, *host, *address, *group, *uplink, *socket_path;
 	const char *nh4, *nh6;
-	const char *table, *render;
+	const char *table, *render, *apply, *from;
 	enum fw_kind fw;
 	unsigned resync, proto;
 	bool once, debug;
@@ -111,6 +111,10 @@ static void usage(FILE *f)
 		"      --render FILE       print the ruleset for --host from FILE (a JSON object of\n"
 		"                          larchd's tenants, blocks, hosts, endpoints, policies,\n"
 		"                          namespaces lists) and exit\n"
+		"      --apply FILE        put a ruleset that --render printed in force in this\n"
+		"                          network namespace over netlink (nftables) and exit;\n"
+		"      --from OLD            with --from, only the difference from OLD, which\n"
+		"                          must be the ruleset in force\n"
 		"      --once              reconcile once and exit (0 on success)\n"
 		"  -v, --debug             debug logging\n"
 		"  -h, --help              this text\n",
@@ -125,7 +129,7 @@ static int parse_opts(int argc, char **argv)
 		{"next-hop", 1, 0, 'n'}, {"socket", 1, 0, 'S'}, {"resync", 1, 0, 'r'},
 		{"route-protocol", 1, 0, 'p'}, {"once", 0, 0, 'O'}, {"debug", 0, 0, 'v'},
 		{"help", 0, 0, 'h'}, {"firewall", 1, 0, 'f'}, {"table", 1, 0, 'T'},
-		{"render", 1, 0, 'R'}, {0, 0, 0, 0}};
+		{"render", 1, 0, 'R'}, {"apply", 1, 0, 'A'}, {"from", 1, 0, 'F'}, {0, 0, 0, 0}};
 	int c;
 	char *end;
 	struct prefix p;
@@ -144,6 +148,8 @@ static int parse_opts(int argc, char **argv)
 		case 'O': o.once = true; break;
 		case 'T': o.table = optarg; break;
 		case 'R': o.render = optarg; break;
+		case 'A': o.apply = optarg; break;
+		case 'F': o.from = optarg; break;
 		case 'f':
 			if (!strcmp(optarg, "nft")) {
 				o.fw = FW_NFT;
@@ -663,6 +669,8 @@ int main(int argc, char **argv)
 	if (parse_opts(argc, argv) < 0)
 		return 2;
 	log_init("larch-agent", o.debug);
+	if (o.apply)
+		return fw_apply_file(o.apply, o.from);
 	if (o.render)
 		return render_file(o.render);
 	if (o.token_file) {

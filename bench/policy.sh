@@ -1,13 +1,14 @@
 #!/bin/bash
 # Policy compile and apply at scale (issue 4): LOCAL endpoints on this host,
 # POLICIES NetworkPolicies (bench/policy_world.py), rendered by
-# `larch-agent --render` and applied in a namespace of its own: with
-# `nft -f`, or with FIREWALL=iptables by `ipset restore` and
+# `larch-agent --render` and applied in a namespace of its own: nftables:
+# over netlink as the agent does (`larch-agent --apply`), and with `nft -f`
+# side by side for comparison; FIREWALL=iptables: by `ipset restore` and
 # `iptables-restore --noflush` / `ip6tables-restore --noflush` (what the
 # agent runs, without its checks). Prints medians of ROUNDS runs of: compile,
 # apply of the full ruleset to an empty namespace, and the incremental case
-# (one more local endpoint: compile + apply over the full ruleset), and the
-# ruleset's size.
+# (one more local endpoint: compile, then the difference as the agent sends
+# it; iptables and nft -f: the whole ruleset again), and the ruleset's size.
 # usage: [FIREWALL=nft|iptables] [AGENT=build/bin/larch-agent] bench/policy.sh [LOCAL=3500] [POLICIES=12000] [ROUNDS=5]
 set -eu
 cd "$(dirname "$0")/.."
@@ -39,21 +40,47 @@ if [ "$FIREWALL" = iptables ]; then
 	count() { echo "$(grep -c '^create ' "$1") sets, $(grep -c '^:' "$1") chains (both families)"; }
 else
 	load() { ip netns exec "$nsn" nft -f "$1"; }
+	# the agent's apply: what it prints (its own times) into $tmp/out
+	nl_apply() { ip netns exec "$nsn" "$AGENT" --host h1 --apply "$@" > "$tmp/out"; }
+	# from that output: the text read back + batch + kernel (ms)
+	nl_ms() { sed -n 's/.*; \([0-9.]*\) ms (batch.*reading the text \([0-9.]*\) ms$/\1 \2/p' "$tmp/out" |
+		awk '{printf "%d\n", $1 + $2 + 0.5}'; }
+	nl_part() { sed -n "s/.*$1 \([0-9.]*\) ms.*/\1/p" "$tmp/out" | awk '{printf "%.1f\n", $1}'; }
 	empty() { ip netns exec "$nsn" nft delete table inet larch 2>/dev/null || true; }
 	count() { echo "$(grep -c '^	set' "$1") sets, $(grep -c '^	chain' "$1") chains"; }
 fi
-compile=() apply=() incr=()
+compile=() apply=() incr=() nlapply=() nlincr=() nlkernel=() nlikernel=() nlibatch=()
 for i in $(seq "$ROUNDS"); do
 	empty
 	compile+=("$(ms render "$tmp/world.json")")
 	render "$tmp/world.json" > "$tmp/world.rules"
 	apply+=("$(ms load "$tmp/world.rules")")
 	incr+=("$(ms sh -c "$AGENT --host h1 --firewall $FIREWALL --render $tmp/world1.json > $tmp/world1.rules")")
+	c1=${incr[-1]}
 	incr[-1]=$((incr[-1] + $(ms load "$tmp/world1.rules")))
+	[ "$FIREWALL" = iptables ] && continue
+	# the same over netlink, in the same round
+	empty
+	nl_apply "$tmp/world.rules"
+	nlapply+=("$(nl_ms)") nlkernel+=("$(nl_part kernel)")
+	nl_apply "$tmp/world1.rules" --from "$tmp/world.rules"
+	grep -q "^applied the difference" "$tmp/out" || { cat "$tmp/out"; echo "not a difference" >&2; exit 1; }
+	nlincr+=("$((c1 + $(nl_ms)))") nlikernel+=("$(nl_part kernel)") nlibatch+=("$(nl_part batch)")
+	nldiff=$(cat "$tmp/out")
 done
 machine
 echo "policy ($FIREWALL): $LOCAL local endpoints, $POLICIES NetworkPolicies, ruleset $(wc -c < "$tmp/world.rules") bytes," \
 	"$(count "$tmp/world.rules"); median of $ROUNDS"
 echo "compile (larch-agent --render, JSON in -> ruleset out): $(printf '%s\n' "${compile[@]}" | median) ms  [${compile[*]}]"
 echo "apply (empty -> full):                                 $(printf '%s\n' "${apply[@]}" | median) ms  [${apply[*]}]"
-echo "incremental (one endpoint more: compile + apply):      $(printf '%s\n' "${incr[@]}" | median) ms  [${incr[*]}]"
+if [ "$FIREWALL" = iptables ]; then
+	echo "incremental (one endpoint more: compile + apply):      $(printf '%s\n' "${incr[@]}" | median) ms  [${incr[*]}]"
+	exit 0
+fi
+med() { printf '%s\n' "$@" | median; }
+echo "  (apply above: nft -f; incremental with nft -f: $(med "${incr[@]}") ms  [${incr[*]}])"
+echo "apply over netlink (empty -> full; reading the text, batch, kernel):"
+echo "                                                       $(med "${nlapply[@]}") ms  [${nlapply[*]}], of it kernel $(med "${nlkernel[@]}") ms"
+echo "incremental over netlink (compile + the difference):   $(med "${nlincr[@]}") ms  [${nlincr[*]}]"
+echo "  the difference alone: kernel $(med "${nlikernel[@]}") ms [${nlikernel[*]}], batch $(med "${nlibatch[@]}") ms [${nlibatch[*]}]"
+echo "  last: $nldiff"

@@ -446,6 +446,22 @@ struct render {
 #define IPT_SET "%s-0-%u"
 
 
+/* "\t\tcomment \"...\"\n": nft takes at most 128 characters; longer ones
+ * (names can be 63 each) end in "..." */
+static void comment_line(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void comment_line(FILE *f, const char *fmt, ...)
+{
+	char b[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(b, sizeof(b), fmt, ap);
+	va_end(ap);
+	if (strlen(b) > 128)
+		memcpy(b + 125, "...", 4);
+	fprintf(f, "\t\tcomment \"%s\"\n", b);
+}
+
 static void put_addr(FILE *f, const struct prefix *p)
 {
 	char b[PREFIX_STRLEN];
@@ -484,7 +500,8 @@ static unsigned declare_set(struct render *r, struct prefix *v, size_t n, uint8_
 		family == 4 ? "ipv4_addr" : "ipv6_addr");
 	if (interval)
 		fputs("\t\tflags interval\n", r->sets);
-	fprintf(r->sets, "\t\tcomment \"%s\"\n\t\telements = { ", what);
+	comment_line(r->sets, "%s", what);
+	fputs("\t\telements = { ", r->sets);
 	for (size_t i = 0; i < k; i++) {
 		if (i)
 			fputs(i % 8 ? ", " : ",\n\t\t\t     ", r->sets);
@@ -831,9 +848,10 @@ static void policy_chain(struct render *r, struct cache *c, size_t k, bool ingre
 		for (int k6 = 0; k6 < 2; k6++)
 			fprintf(k6 ? r->f6 : r->f, "# %s %s\n:%s-p%zu%c - [0:0]\n", id ? id : "",
 				ingress ? "ingress" : "egress", r->t, k, ingress ? 'i' : 'o');
-	else
-		fprintf(r->f, "\tchain p%zu%c {\n\t\tcomment \"%s %s\"\n", k, ingress ? 'i' : 'o',
-			id ? id : "", ingress ? "ingress" : "egress");
+	else {
+		fprintf(r->f, "\tchain p%zu%c {\n", k, ingress ? 'i' : 'o');
+		comment_line(r->f, "%s %s", id ? id : "", ingress ? "ingress" : "egress");
+	}
 	for (size_t i = 0; i < nrules; i++) {
 		const struct rule *rl = &rules[i];
 
@@ -892,11 +910,16 @@ static enum isolation tenant_iso(const struct world *w, const char *tenant)
  * those for ingress (or, with none, on the tenant's default isolation), and
  * the chain for traffic to the host is the same for all. 3,500 endpoints in
  * 1,000 (namespace, app) groups need 1,000 ingress chains, not 3,500.
+ *
+ * A group's chain is named after a hash of what it depends on (e or i, then
+ * 16 hex digits), and its comment says what that is, not which endpoints
+ * use it: endpoints that come and go do not rename or rewrite the chains of
+ * the others, and the agent's difference stays small.
  */
 struct groups {
 	size_t *of;    /* endpoint index -> group */
 	size_t *first; /* group -> its first endpoint */
-	size_t *count; /* group -> endpoints in it */
+	char (*name)[40]; /* group -> its chain's name */
 	size_t n;
 };
 
@@ -904,7 +927,7 @@ static void groups_free(struct groups *g)
 {
 	free(g->of);
 	free(g->first);
-	free(g->count);
+	free(g->name);
 }
 
 /* What an endpoint's chain depends on, as a string (malloc'd). */
@@ -960,28 +983,38 @@ static int group_eps(const struct world *w, bool ingress, struct groups *g)
 	slot = malloc(cap * sizeof(*slot));
 	g->of = calloc(w->neps, sizeof(*g->of));
 	g->first = calloc(w->nlocal + 1, sizeof(*g->first));
-	g->count = calloc(w->nlocal + 1, sizeof(*g->count));
-	if (!keys || !slot || !g->of || !g->first || !g->count)
+	g->name = calloc(w->nlocal + 1, sizeof(*g->name));
+	if (!keys || !slot || !g->of || !g->first || !g->name)
 		goto out;
 	for (size_t i = 0; i < cap; i++)
 		slot[i] = SIZE_MAX;
 	for (size_t i = 0; i < w->neps; i++) {
 		size_t h;
+		uint64_t hash;
+		bool clash = false;
 
 		if (!w->eps[i].local)
 			continue;
 		if (!(keys[i] = chain_key(w, &w->eps[i], ingress)))
 			goto out;
 		nl++;
-		for (h = fnv1a(keys[i]) & (cap - 1); slot[h] != SIZE_MAX; h = (h + 1) & (cap - 1))
-			if (!strcmp(keys[g->first[slot[h]]], keys[i]))
+		hash = fnv1a(keys[i]);
+		for (h = hash & (cap - 1); slot[h] != SIZE_MAX; h = (h + 1) & (cap - 1)) {
+			const char *k = keys[g->first[slot[h]]];
+
+			if (!strcmp(k, keys[i]))
 				break;
+			clash |= fnv1a(k) == hash; /* the same name for another key */
+		}
 		if (slot[h] == SIZE_MAX) {
 			slot[h] = g->n;
+			snprintf(g->name[g->n], sizeof(g->name[0]), "%c%016llx", ingress ? 'i' : 'e',
+				 (unsigned long long)hash);
+			if (clash)
+				snprintf(g->name[g->n] + 17, sizeof(g->name[0]) - 17, "_%zu", g->n);
 			g->first[g->n++] = i;
 		}
 		g->of[i] = slot[h];
-		g->count[slot[h]]++;
 	}
 	r = 0;
 out:
@@ -994,18 +1027,36 @@ out:
 	return r;
 }
 
-static void chain_comment(FILE *f, const char *what, const struct w_ep *e, size_t count)
+/* What the group's chain depends on (chain_key), for people. */
+static void chain_comment(FILE *f, const struct world *w, const struct w_ep *e, bool ingress)
 {
-	if (count == 1)
-		fprintf(f, "\t\tcomment \"%s of %s\"\n", what, e->handle);
+	size_t n = ingress ? e->npin : e->npout;
+	enum isolation iso = tenant_iso(w, e->tenant);
+
+	if (n == 1) {
+		char *id = policy_id(&w->pols[ingress ? e->pin[0] : e->pout[0]]);
+
+		comment_line(f, "%s under %s", ingress ? "ingress" : "egress", id ? id : "1 policy");
+		free(id);
+	} else if (n) {
+		comment_line(f, "%s under %zu policies", ingress ? "ingress" : "egress", n);
+	}
+	else if (!ingress)
+		comment_line(f, "egress, no policy");
+	else if (iso == ISO_NONE)
+		comment_line(f, "ingress, no policy: tenant %s allows all", e->tenant);
+	else if (iso == ISO_TENANT)
+		comment_line(f, "ingress, no policy: from tenant %s", e->tenant);
 	else
-		fprintf(f, "\t\tcomment \"%s of %zu endpoints (%s, ...)\"\n", what, count, e->handle);
+		comment_line(f, "ingress, no policy: from segment %s/%s", e->tenant, e->segment);
 }
 
-static void egress_chain(FILE *f, size_t g, const struct w_ep *e, size_t count)
+static void egress_chain(struct render *r, const char *name, const struct w_ep *e)
 {
-	fprintf(f, "\tchain e%zu {\n", g);
-	chain_comment(f, "egress", e, count);
+	FILE *f = r->f;
+
+	fprintf(f, "\tchain %s {\n", name);
+	chain_comment(f, r->w, e, false);
 	fputs("\t\tiifname . ip saddr != @spoof4 counter drop comment \"spoofed\"\n"
 	      "\t\tiifname . ip6 saddr != @spoof6 counter drop comment \"spoofed\"\n"
 	      "\t\tct state established,related accept\n", f);
@@ -1015,13 +1066,12 @@ static void egress_chain(FILE *f, size_t g, const struct w_ep *e, size_t count)
 	fputs("\t}\n", f);
 }
 
-static void ingress_chain(struct render *r, struct cache *c, size_t g, const struct w_ep *e,
-			  size_t count)
+static void ingress_chain(struct render *r, struct cache *c, const char *name, const struct w_ep *e)
 {
 	FILE *f = r->f;
 
-	fprintf(f, "\tchain i%zu {\n", g);
-	chain_comment(f, "ingress", e, count);
+	fprintf(f, "\tchain %s {\n", name);
+	chain_comment(f, r->w, e, true);
 	fputs("\t\tct state established,related accept\n", f);
 	if (e->npin) {
 		for (size_t i = 0; i < e->npin; i++)
@@ -1079,9 +1129,8 @@ static const char nft_host_chain[] =
 	"\t\taccept\n"
 	"\t}\n";
 
-/* ifname -> goto <chain><group> (group NULL: the one chain <chain>) */
-static void verdict_map(FILE *f, const char *name, const struct world *w, char chain,
-			const struct groups *g)
+/* ifname -> goto the group's chain (g NULL: the one chain h) */
+static void verdict_map(FILE *f, const char *name, const struct world *w, const struct groups *g)
 {
 	size_t n = 0;
 
@@ -1089,10 +1138,8 @@ static void verdict_map(FILE *f, const char *name, const struct world *w, char c
 	for (size_t i = 0; i < w->neps; i++) {
 		if (!w->eps[i].local)
 			continue;
-		fprintf(f, n++ ? ",\n\t\t\t     \"%s\" : goto %c" : "\t\telements = { \"%s\" : goto %c",
-			w->eps[i].ifname, chain);
-		if (g)
-			fprintf(f, "%zu", g->of[i]);
+		fprintf(f, n++ ? ",\n\t\t\t     \"%s\" : goto %s" : "\t\telements = { \"%s\" : goto %s",
+			w->eps[i].ifname, g ? g->name[g->of[i]] : "h");
 	}
 	fputs(n ? " }\n\t}\n" : "\t}\n", f);
 }
@@ -1110,14 +1157,14 @@ static int nft_endpoints(struct render *r, struct cache *c)
 		return -1;
 	}
 	for (size_t g = 0; g < ge.n; g++)
-		egress_chain(r->f, g, &w->eps[ge.first[g]], ge.count[g]);
+		egress_chain(r, ge.name[g], &w->eps[ge.first[g]]);
 	for (size_t g = 0; g < gi.n; g++)
-		ingress_chain(r, c, g, &w->eps[gi.first[g]], gi.count[g]);
+		ingress_chain(r, c, gi.name[g], &w->eps[gi.first[g]]);
 	fputs(nft_host_chain, r->f);
 	spoof_sets(r);
-	verdict_map(r->f, "from_ep", w, 'e', &ge);
-	verdict_map(r->f, "to_host", w, 'h', NULL);
-	verdict_map(r->f, "to_ep", w, 'i', &gi);
+	verdict_map(r->f, "from_ep", w, &ge);
+	verdict_map(r->f, "to_host", w, NULL);
+	verdict_map(r->f, "to_ep", w, &gi);
 	groups_free(&ge);
 	groups_free(&gi);
 	return 0;

@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential pkg-config libmicrohttpd-dev libjansson-dev libyaml-dev
       libsqlite3-dev sqlite3 libcurl4-openssl-dev libcmocka-dev python3 python3-pytest
-      curl jq iproute2 procps libmnl-dev golang-go golang-github-appc-cni-dev
+      curl jq iproute2 procps libmnl-dev libnftnl-dev golang-go golang-github-appc-cni-dev
       containernetworking-plugins iperf3 iputils-ping netcat-openbsd
       nftables iptables ipset"
 missing=""

@@ -132,22 +132,28 @@ if [ "$FIREWALL" = iptables ]; then
 	check "h11: one generation of larch sets is left ($(echo $gens))" [ "$(echo "$gens" | grep -c .)" = 1 ]
 fi
 
-# A refused update leaves the previous ruleset in force: h12's agent runs
-# with the backend's tool replaced by one that refuses while $DIR/refuse exists.
-if [ "$FIREWALL" = iptables ]; then tool=ip6tables-restore; else tool=nft; fi
-mkdir -p "$DIR/refusing"
-cat >"$DIR/refusing/$tool" <<EOF
+# A refused update leaves the previous ruleset in force. While $DIR/refuse
+# exists, h12's update is refused: iptables: the agent runs with
+# ip6tables-restore replaced by one that refuses; nftables: the agent adds
+# to its batch a jump to a chain that does not exist (LARCH_AGENT_TEST_REFUSE)
+# and the kernel refuses the transaction.
+agent_stop h12
+if [ "$FIREWALL" = iptables ]; then
+	tool=ip6tables-restore
+	mkdir -p "$DIR/refusing"
+	cat >"$DIR/refusing/$tool" <<EOF
 #!/bin/sh
-# refuse to load (nft: only -f; the listing still works)
-if [ -e "$DIR/refuse" ] && { [ "$tool" != nft ] || [ "\$1" = -f ]; }; then
+if [ -e "$DIR/refuse" ]; then
 	echo "$tool: refused by the test" >&2
 	exit 1
 fi
 exec $(command -v $tool) "\$@"
 EOF
-chmod +x "$DIR/refusing/$tool"
-agent_stop h12
-PATH="$DIR/refusing:$PATH" agent_start h12 || not_ok "h12 agent start with a refusing $tool"
+	chmod +x "$DIR/refusing/$tool"
+	PATH="$DIR/refusing:$PATH" agent_start h12 || not_ok "h12 agent start with a refusing $tool"
+else
+	LARCH_AGENT_TEST_REFUSE="$DIR/refuse" agent_start h12 || not_ok "h12 agent start"
+fi
 ruleset() {
 	if [ "$FIREWALL" = iptables ]; then
 		ns h12 iptables-save -t filter; ns h12 ip6tables-save -t filter; ns h12 ipset list -n | sort

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef LARCH_AGENT_NFT_H
+#define LARCH_AGENT_NFT_H
+
+/*
+ * DOC: the nftables backend over netlink
+ *
+ * The compiler renders an `nft -f` text (lib/policy_compile.c). The agent
+ * does not hand that text to nft: it reads it back into objects (sets, maps,
+ * chains and their rules; nft_rs_parse) and sends them to the kernel itself
+ * as one nf_tables netlink batch: one transaction, in force whole or not at
+ * all. With the ruleset in force known, the batch carries only the
+ * difference: elements added and deleted, chains rewritten, objects created
+ * or deleted. nft_rs_parse() knows exactly the nft syntax the compiler writes;
+ * anything else is refused with the line it could not read, and the agent
+ * then falls back to `nft -f`.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct nft_rs;
+
+/* Read a rendered ruleset; NULL (err says which line) when it is not in the
+ * dialect the compiler writes, or out of memory. */
+struct nft_rs *nft_rs_parse(const char *text, char *err, size_t errlen);
+void nft_rs_free(struct nft_rs *rs);
+
+struct nft_stats {
+	unsigned long msgs;        /* netlink messages in the batch */
+	unsigned long bytes;       /* the batch's size */
+	unsigned long sets, chains, rules, elems; /* what it created (elements: added) */
+	unsigned long deleted;     /* elements, rules (flushed chains), chains, sets deleted */
+	bool replaced;             /* the whole table (not a difference) */
+	double build_ms, kernel_ms; /* building the batch; sending it until the answer */
+};
+
+/*
+ * Put rs in force in one transaction. old: the ruleset in force (the last
+ * one this process applied): send only the difference; NULL: replace the
+ * whole table. 0, or -1 with err (the kernel's answer and the object it was
+ * about) and nothing changed. st (may be NULL) says what the batch held.
+ */
+int nft_rs_apply(const struct nft_rs *old, const struct nft_rs *rs, struct nft_stats *st,
+		 char *err, size_t errlen);
+
+/* Does table inet `table` exist in this network namespace? */
+bool nft_table_present(const char *table);
+
+#endif

@@ -1,0 +1,167 @@
+#!/bin/bash
+# The agent's nftables backend over netlink (agent/nft.c) against nft itself:
+#  - each golden ruleset and tests/policy/netlink_syntax.nft, put in force by
+#    `larch-agent --apply` in one namespace and by `nft -f` in another, must
+#    list the same (`nft list table`);
+#  - a chain of changed worlds (an endpoint added, a port changed, an
+#    endpoint gone, a policy added, a label changed, and back), each applied
+#    as the difference from the one before (--apply NEW --from OLD), must
+#    list the same as NEW loaded whole by nft, and the small changes must go
+#    as a difference, not a new table;
+#  - a batch the kernel refuses, a text the backend cannot read, and a
+#    difference from a ruleset that is not the one in force all fail with a
+#    message that names what is wrong, and leave the ruleset as it was.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../netns/tap.sh"
+bin=${LARCH_BIN:-$here/../../build/bin}
+agent=$bin/larch-agent
+A=${NSP:-lxt}-nla-$$ B=${NSP:-lxt}-nlb-$$
+tmp=$(mktemp -d)
+trap 'ip netns del $A 2>/dev/null; ip netns del $B 2>/dev/null; rm -rf "$tmp"' EXIT
+ip netns add "$A" && ip netns add "$B" || exit 1
+
+# The listing, its sets, maps and chains in name order (a chain the
+# difference creates comes last in the kernel's own order)
+list() {
+	ip netns exec "$1" nft list table inet larch > "$tmp/listing" 2>&1 || { cat "$tmp/listing"; return 1; }
+	/usr/bin/python3 -c '
+import re, sys
+text = open(sys.argv[1]).read()
+blocks = re.findall(r"^\t(?:set|map|chain) \S+ \{\n.*?^\t\}\n", text, re.S | re.M)
+rest = re.sub(r"^\t(?:set|map|chain) \S+ \{\n.*?^\t\}\n", "", text, flags=re.S | re.M)
+if not blocks:
+    sys.exit("no sets, maps or chains in the listing")
+sys.stdout.write(re.sub(r"\n+", "\n", rest) + "".join(sorted(blocks, key=lambda b: b.split()[1])))
+' "$tmp/listing"
+}
+# same FILE NAME: nft -f FILE in A (from nothing) lists what B holds
+same() {
+	ip netns exec "$A" nft delete table inet larch 2>/dev/null
+	if ! ip netns exec "$A" nft -f "$1"; then
+		not_ok "$2: nft refuses $1"
+		return
+	fi
+	if ! list "$A" > "$tmp/a" || ! list "$B" > "$tmp/b"; then
+		not_ok "$2: cannot list the table"
+	elif diff -u "$tmp/a" "$tmp/b" > "$tmp/diff"; then
+		ok "$2"
+	else
+		cat "$tmp/diff"
+		not_ok "$2 (diff above: nft -f, then the agent)"
+	fi
+}
+
+# 1. whole tables
+for f in "$here"/golden/*.json "$here/netlink_syntax.nft"; do
+	name=$(basename "$f")
+	if [ "${f%.json}" != "$f" ]; then
+		host=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["host"])' "$f")
+		"$agent" --host "$host" --render "$f" > "$tmp/r.nft" || { not_ok "$name: render"; continue; }
+	else
+		cp "$f" "$tmp/r.nft"
+	fi
+	ip netns exec "$B" nft delete table inet larch 2>/dev/null
+	if out=$(ip netns exec "$B" "$agent" --host x --apply "$tmp/r.nft"); then
+		echo "# $out"
+		same "$tmp/r.nft" "$name: the netlink backend puts in force what nft -f does"
+	else
+		not_ok "$name: larch-agent --apply failed"
+	fi
+done
+
+# 2. differences: variants of the golden world "mixed"
+/usr/bin/python3 - "$here/golden/mixed.json" "$tmp" <<'PY'
+import copy, json, sys
+base = json.load(open(sys.argv[1]))
+out = sys.argv[2]
+def save(i, d):
+    json.dump(d, open("%s/v%d.json" % (out, i), "w"))
+eps = lambda d: d["endpoints"]["items"]
+pols = lambda d: d["policies"]["items"]
+v = [base]
+d = copy.deepcopy(v[-1])            # 1: one more endpoint, like web-1
+e = copy.deepcopy(eps(d)[0]); e["handle"] = "web-9"
+e["addresses"] = [{"address": "10.64.0.9"}, {"address": "fd10::9"}]
+eps(d).append(e); v.append(d)
+d = copy.deepcopy(v[-1])            # 2: a policy's port changes
+pols(d)[0]["spec"]["ingress"][0]["ports"][0]["port"] = 5433; v.append(d)
+d = copy.deepcopy(v[-1])            # 3: an endpoint goes
+d["endpoints"]["items"] = [x for x in eps(d) if x["handle"] != "web-1"]; v.append(d)
+d = copy.deepcopy(v[-1])            # 4: a policy more
+p = copy.deepcopy(pols(d)[0]); p["metadata"]["name"] = "zz-extra"
+p["spec"]["ingress"][0]["ports"][0]["port"] = 6000; pols(d).append(p); v.append(d)
+d = copy.deepcopy(v[-1])            # 5: a label changes: the endpoint changes chains
+eps(d)[0]["labels"]["app"] = "db"; v.append(d)
+v.append(base)                      # 6: back to the start
+for i, d in enumerate(v):
+    save(i, d)
+PY
+names=("the start" "an endpoint added" "a port changed" "an endpoint gone" "a policy added"
+	"a label changed" "back to the start")
+for i in 0 1 2 3 4 5 6; do
+	"$agent" --host h1 --render "$tmp/v$i.json" > "$tmp/v$i.nft" || not_ok "render v$i"
+done
+ip netns exec "$B" nft delete table inet larch 2>/dev/null
+ip netns exec "$B" "$agent" --host x --apply "$tmp/v0.nft" > /dev/null || not_ok "apply v0"
+for i in 1 2 3 4 5 6; do
+	if out=$(ip netns exec "$B" "$agent" --host x --apply "$tmp/v$i.nft" --from "$tmp/v$((i - 1)).nft"); then
+		echo "# $out"
+		same "$tmp/v$i.nft" "${names[$i]}: the difference leaves what nft -f of the whole puts in force"
+		case $i in
+		1|2|3|5)
+			if [[ $out == "applied the difference"* ]]; then
+				ok "${names[$i]}: sent as a difference"
+			else
+				not_ok "${names[$i]}: the whole table was replaced"
+			fi ;;
+		esac
+	else
+		not_ok "${names[$i]}: larch-agent --apply --from failed"
+	fi
+done
+ip netns exec "$B" "$agent" --host x --apply "$tmp/v1.nft" --from "$tmp/v0.nft" > "$tmp/small"
+if grep -q "6 messages\|[0-9] messages" "$tmp/small" && ! grep -q "[0-9][0-9] messages" "$tmp/small"; then
+	ok "one endpoint added: under 10 messages ($(cat "$tmp/small"))"
+else
+	not_ok "one endpoint added: $(cat "$tmp/small")"
+fi
+
+# 3. refusals leave the ruleset in force as it was
+list "$B" > "$tmp/before" || not_ok "cannot list the table"
+# unchanged: B lists what it did before the refusals
+unchanged() { list "$B" > "$tmp/after" && diff -u "$tmp/before" "$tmp/after" > /dev/null; }
+sed 's/^\t\tjump p0i$/\t\tjump nosuch/' "$tmp/v1.nft" > "$tmp/bad.nft"
+grep -q "jump nosuch" "$tmp/bad.nft" || not_ok "the test could not make a bad ruleset"
+if err=$(ip netns exec "$B" "$agent" --host x --apply "$tmp/bad.nft" --from "$tmp/v1.nft" 2>&1); then
+	not_ok "a jump to a chain that does not exist was accepted"
+else
+	echo "# $err"
+	[[ $err == *"jump nosuch"*"No such file or directory"* ]] &&
+		ok "a refused batch: the error names the rule and the kernel's reason" ||
+		not_ok "a refused batch: the error does not name the rule: $err"
+fi
+unchanged && ok "a refused batch changes nothing" ||
+	not_ok "a refused batch changed the ruleset"
+sed 's/^\t\tct state established,related accept$/\t\tct state established,related log accept/' \
+	"$tmp/v1.nft" > "$tmp/unknown.nft"
+if err=$(ip netns exec "$B" "$agent" --host x --apply "$tmp/unknown.nft" --from "$tmp/v1.nft" 2>&1); then
+	not_ok "a rule the backend cannot read was accepted"
+else
+	echo "# $err"
+	[[ $err == *"log accept"*"cannot read this rule"* ]] &&
+		ok "a rule the backend cannot read: the error names it" ||
+		not_ok "a rule the backend cannot read: $err"
+fi
+# v1 is in force: adding v1's endpoint again finds its elements there
+if err=$(ip netns exec "$B" "$agent" --host x --apply "$tmp/v1.nft" --from "$tmp/v0.nft" 2>&1); then
+	not_ok "a difference from a ruleset not in force was accepted"
+else
+	echo "# $err"
+	[[ $err == *"adding elements of set"*"File exists"* ]] &&
+		ok "a difference from a ruleset not in force is refused: it names the set" ||
+		not_ok "a difference from a ruleset not in force: $err"
+fi
+unchanged && ok "the refusals changed nothing" ||
+	not_ok "a refusal changed the ruleset"
+tap_end
