@@ -655,6 +655,39 @@ static void on_signal(int sig)
 	stopping = 1;
 }
 
+/*
+ * glibc's heap on transparent huge pages, grown 128 MB at a time (the
+ * tunables glibc.malloc.hugetlb=1 and glibc.malloc.top_pad): compiling a
+ * large policy world allocates over 100 MB in small pieces, and the page
+ * faults of that heap were about a third of the compile's time on a VM
+ * (docs/benchmarks.md). The price: the heap keeps up to 128 MB it no longer
+ * uses instead of giving it back at once. glibc reads tunables only when a
+ * program starts, so the agent sets them and executes itself again, once,
+ * before it does anything else; if that fails it goes on as it is. An
+ * operator's own GLIBC_TUNABLES that already says glibc.malloc.hugetlb is
+ * left alone, and LARCH_AGENT_THP=0 turns this off.
+ */
+static void heap_on_huge_pages(char **argv)
+{
+	const char *t = getenv("GLIBC_TUNABLES"), *opt = getenv("LARCH_AGENT_THP");
+	char *v = NULL;
+
+	if ((opt && !strcmp(opt, "0")) || (t && strstr(t, "glibc.malloc.hugetlb")))
+		return;
+	if (asprintf(&v, "%s%sglibc.malloc.hugetlb=1:glibc.malloc.top_pad=134217728", t ? t : "",
+		     t && *t ? ":" : "") < 0)
+		return;
+	if (setenv("GLIBC_TUNABLES", v, 1) == 0) {
+		execv("/proc/self/exe", argv);
+		/* not possible (no /proc?): as we are */
+		if (t)
+			setenv("GLIBC_TUNABLES", t, 1);
+		else
+			unsetenv("GLIBC_TUNABLES");
+	}
+	free(v);
+}
+
 int main(int argc, char **argv)
 {
 	struct httpc *h, *feed;
@@ -666,6 +699,7 @@ int main(int argc, char **argv)
 	bool need_pass = true, registered = false;
 	int ret;
 
+	heap_on_huge_pages(argv);
 	if (parse_opts(argc, argv) < 0)
 		return 2;
 	log_init("larch-agent", o.debug);

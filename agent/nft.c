@@ -964,7 +964,7 @@ static size_t words(char *s, char **w, size_t max)
 static uint32_t anon_set(struct rb *rb, char **w, size_t nw, size_t *i, int af)
 {
 	struct batch *b = rb->b;
-	char *items[64];
+	char **items = w + *i + 1; /* the words up to "}" */
 	size_t n = 0, ne = 0;
 	struct obj o = { .kind = O_SET, .name = "__set%d", .item = items };
 	const struct stype ports = { "inet_service", T_INET_SERVICE, 2, false, false, 2, 0 };
@@ -980,11 +980,11 @@ static uint32_t anon_set(struct rb *rb, char **w, size_t nw, size_t *i, int af)
 
 		if (len && w[*i][len - 1] == ',')
 			w[*i][len - 1] = '\0';
-		if (n == 64 || !*w[*i]) {
+		if (!*w[*i]) {
 			rb->bad = true;
 			return 0;
 		}
-		items[n++] = w[*i];
+		n++;
 	}
 	if (*i == nw || !n) {
 		rb->bad = true;
@@ -1212,23 +1212,28 @@ static void ct_state(struct rb *rb, char *list)
 /* One rule of chain o, appended. */
 static void rule_add(struct batch *b, const struct obj *o, const char *line)
 {
-	char *copy = strdup(line), *w[96], *comment = NULL;
-	size_t nw, i;
+	char *copy = strdup(line), **w = NULL, *comment = NULL;
+	size_t nw, i, maxw = 2;
 	bool verdict = false;
 	struct rb rb = { b, o, line, nftnl_rule_alloc(), 0, -1, false };
 	struct nlmsghdr *nlh;
 
-	if (!copy || !rb.r) {
+	for (const char *p = line; *p; p++)
+		maxw += *p == ' ';
+	if (!copy || !rb.r || !(w = calloc(maxw, sizeof(*w)))) {
 		free(copy);
+		free(w);
 		nftnl_rule_free(rb.r);
 		return fail(b, ENOMEM, NULL, NULL, "out of memory");
 	}
 	nftnl_rule_set_str(rb.r, NFTNL_RULE_TABLE, b->table);
 	nftnl_rule_set_str(rb.r, NFTNL_RULE_CHAIN, o->name);
 	nftnl_rule_set_u32(rb.r, NFTNL_RULE_FAMILY, NFPROTO_INET);
-	nw = words(copy, w, sizeof(w) / sizeof(w[0]));
-	if (nw > sizeof(w) / sizeof(w[0]))
+	nw = words(copy, w, maxw);
+	if (nw > maxw) {
 		rb.bad = true;
+		nw = 0;
+	}
 	for (i = 0; i < nw && !rb.bad && !b->fail; i++) {
 		const char *t = w[i];
 
@@ -1354,6 +1359,7 @@ static void rule_add(struct batch *b, const struct obj *o, const char *line)
 	}
 	nftnl_rule_free(rb.r);
 	free(copy);
+	free(w);
 }
 
 /* "filter hook forward priority filter - 1; policy accept;" */
