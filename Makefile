@@ -124,10 +124,12 @@ netns: $(BINS) $(BUILD)/tests/cni-driver
 		LARCH_BIN=$(abspath $(BUILD)/bin) CNI_DRIVER=$(abspath $(BUILD)/tests/cni-driver) $$t; done
 
 # Golden tests of the policy compiler (root: nft checks each ruleset in a
-# namespace of its own), and the agent's netlink backend against nft.
+# namespace of its own), the agent's netlink backend against nft, and the
+# iptables backend's differences against loading the whole ruleset.
 policy: $(BINS)
 	$(Q)LARCH_BIN=$(abspath $(BUILD)/bin) tests/policy/test_golden.sh
 	$(Q)LARCH_BIN=$(abspath $(BUILD)/bin) tests/policy/test_netlink.sh
+	$(Q)LARCH_BIN=$(abspath $(BUILD)/bin) tests/policy/test_ipt_diff.sh
 
 # The same with larchd, the agent and larch-cni built with ASan+UBSan.
 netns-san: $(BUILD)/tests/cni-driver

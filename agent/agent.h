@@ -66,10 +66,12 @@ int fw_apply(enum fw_kind kind, const char *table, const char *text, char *errbu
 bool fw_present(enum fw_kind kind, const char *table);
 /* Forget the ruleset in force: the next nftables apply replaces the table. */
 void fw_forget(void);
-/* --apply FILE [--from OLD] (tests, benches): put the rendered nftables
- * ruleset FILE in force over netlink in this network namespace: the
- * difference from OLD (which must be the ruleset in force), or the whole
- * table; prints what the batch held and how long it took. Exit status. */
-int fw_apply_file(const char *path, const char *from);
+/* --apply FILE [--from OLD] (tests, benches): put the rendered ruleset FILE
+ * in force in this network namespace as the agent does: the difference from
+ * OLD (which must be the ruleset in force), or the whole ruleset; prints
+ * what it did and how long it took. nftables: over netlink; iptables: ipset
+ * and iptables-restore (OLD's sets: the newest generation there is). Exit
+ * status. */
+int fw_apply_file(enum fw_kind kind, const char *table, const char *path, const char *from);
 
 #endif

@@ -32,6 +32,7 @@
 
 #include "agent.h"
 #include "error.h"
+#include "hmap.h"
 #include "log.h"
 #include "nft.h"
 #include "policy.h"
@@ -247,8 +248,12 @@ void fw_forget(void)
 	nft_last = NULL;
 }
 
+static int ipt_apply_file(const char *prefix, const char *path, const char *from);
+static int ipt_update(const char *prefix, const char *tmpl, bool *diff, char *errbuf,
+		      size_t errlen);
+
 /* --apply FILE [--from OLD]: see agent.h */
-int fw_apply_file(const char *path, const char *from)
+int fw_apply_file(enum fw_kind kind, const char *table, const char *path, const char *from)
 {
 	char *text[2] = { NULL, NULL }, err[1024];
 	struct nft_rs *rs[2] = { NULL, NULL };
@@ -258,6 +263,8 @@ int fw_apply_file(const char *path, const char *from)
 	double parse_ms = 0;
 	int r = 1;
 
+	if (kind == FW_IPT)
+		return ipt_apply_file(table, path, from);
 	for (int k = 0; k < 2 && paths[k]; k++) {
 		FILE *f = fopen(paths[k], "r");
 		size_t len = 0;
@@ -547,6 +554,451 @@ out:
 	return r;
 }
 
+/* ---- iptables: the difference ---- */
+
+/*
+ * The template (rendered text, generation 0) last put in force, with its
+ * sets as generation ipt_gen: the next change goes as the difference from
+ * it when it can (ipt_diff).
+ */
+static char *ipt_last;
+
+/* Lines of text between the line `marker` and the next "#@ " line. */
+struct lines {
+	char *buf;
+	char **v;
+	size_t n;
+};
+
+static void lines_free(struct lines *l)
+{
+	free(l->buf);
+	free(l->v);
+}
+
+static int lines_of(const char *text, const char *marker, struct lines *l)
+{
+	size_t cap = 0;
+
+	memset(l, 0, sizeof(*l));
+	if (!(l->buf = section(text, marker)))
+		return -1;
+	for (char *p = l->buf, *nl; *p; p = nl) {
+		if ((nl = strchr(p, '\n')))
+			*nl++ = '\0';
+		else
+			nl = p + strlen(p);
+		if (l->n == cap) {
+			char **v = realloc(l->v, (cap = cap ? 2 * cap : 256) * sizeof(*v));
+
+			if (!v)
+				return -1;
+			l->v = v;
+		}
+		l->v[l->n++] = p;
+	}
+	return 0;
+}
+
+static bool eq_line(const void *val, const void *key)
+{
+	return !strcmp(val, key);
+}
+
+/* The lines of a (from index lo, to hi) that b (blo..bhi) does not have. */
+static int lines_minus(char **a, size_t alo, size_t ahi, char **b, size_t blo, size_t bhi,
+		       FILE *out, const char *fmt)
+{
+	struct hmap h = { 0 };
+
+	for (size_t i = blo; i < bhi; i++)
+		if (hmap_insert(&h, hash_str(b[i]), b[i]) < 0) {
+			hmap_release(&h);
+			return -1;
+		}
+	for (size_t i = alo; i < ahi; i++)
+		if (!hmap_find(&h, hash_str(a[i]), eq_line, a[i]))
+			fprintf(out, fmt, a[i] + 4); /* past "add " */
+	hmap_release(&h);
+	return 0;
+}
+
+/* The set number of a "create PREFIX-0-N ..." line, 0 if it is not one. */
+static unsigned long set_number(const char *line)
+{
+	const char *p = strncmp(line, "create ", 7) ? NULL : strstr(line, "-0-");
+
+	return p ? strtoul(p + 3, NULL, 10) : 0;
+}
+
+/*
+ * The ipset part. The sets both scripts declare must be the same (same
+ * comments and create lines, in order); new ones may follow them, and old
+ * ones after them may go. script: the new sets and the adds and dels that
+ * turn old's elements into new's; undo: back; after: the old sets that go
+ * (destroyed once the rules no longer use them). 1: the sets differ in kind,
+ * only a new generation will do.
+ */
+static int ipset_diff(const char *old, const char *new, char **script, char **undo, char **after)
+{
+	struct lines o = { 0 }, n = { 0 };
+	size_t ol = 0, nl = 0, len1 = 0, len2 = 0, len3 = 0;
+	FILE *f = NULL, *u = NULL, *a = NULL;
+	int r = -1;
+
+	*script = *undo = *after = NULL;
+	if (lines_of(old, "#@ ipset\n", &o) < 0 || lines_of(new, "#@ ipset\n", &n) < 0 ||
+	    !(f = open_memstream(script, &len1)) || !(u = open_memstream(undo, &len2)) ||
+	    !(a = open_memstream(after, &len3)))
+		goto out;
+	/* set by set: a run of lines up to the next comment or create */
+	while (ol < o.n || nl < n.n) {
+		size_t oe = ol, ne = nl;
+
+		if (ol == o.n) { /* new sets: all of them, as they are */
+			for (; nl < n.n; nl++) {
+				fprintf(f, "%s\n", n.v[nl]);
+				if (set_number(n.v[nl]))
+					fprintf(u, "destroy %.*s\n", (int)strcspn(n.v[nl] + 7, " "),
+						n.v[nl] + 7);
+			}
+			break;
+		}
+		if (nl == n.n) { /* sets that go */
+			for (; ol < o.n; ol++)
+				if (set_number(o.v[ol]))
+					fprintf(a, "destroy %.*s\n", (int)strcspn(o.v[ol] + 7, " "),
+						o.v[ol] + 7);
+			break;
+		}
+		if (strcmp(o.v[ol], n.v[nl])) {
+			r = 1; /* a set's comment or create line differs */
+			goto out;
+		}
+		oe++, ne++;
+		if (o.v[ol][0] == '#') { /* the comment, then the create line */
+			if (oe == o.n || ne == n.n || strcmp(o.v[oe], n.v[ne])) {
+				r = 1;
+				goto out;
+			}
+			oe++, ne++;
+		}
+		ol = oe, nl = ne;
+		while (oe < o.n && !strncmp(o.v[oe], "add ", 4))
+			oe++;
+		while (ne < n.n && !strncmp(n.v[ne], "add ", 4))
+			ne++;
+		if (lines_minus(n.v, nl, ne, o.v, ol, oe, f, "add %s\n") < 0 ||
+		    lines_minus(o.v, ol, oe, n.v, nl, ne, f, "del %s\n") < 0 ||
+		    lines_minus(o.v, ol, oe, n.v, nl, ne, u, "add %s\n") < 0 ||
+		    lines_minus(n.v, nl, ne, o.v, ol, oe, u, "del %s\n") < 0)
+			goto out;
+		ol = oe, nl = ne;
+	}
+	r = 0;
+out:
+	if (f && fclose(f) != 0)
+		r = -1;
+	if (u && fclose(u) != 0)
+		r = -1;
+	if (a && fclose(a) != 0)
+		r = -1;
+	if (r != 0) {
+		free(*script);
+		free(*undo);
+		free(*after);
+		*script = *undo = *after = NULL;
+	}
+	lines_free(&o);
+	lines_free(&n);
+	return r;
+}
+
+/* A chain of an iptables-restore input: its name and its rules. */
+struct ichain {
+	char *name;
+	char **rule;
+	size_t n, cap;
+};
+
+struct ichains {
+	struct lines l;
+	struct ichain *c;
+	size_t n;
+	struct hmap by_name;
+};
+
+static bool eq_ichain(const void *val, const void *key)
+{
+	return !strcmp(((const struct ichain *)val)->name, key);
+}
+
+static void ichains_free(struct ichains *ic)
+{
+	for (size_t i = 0; i < ic->n; i++) {
+		free(ic->c[i].name);
+		free(ic->c[i].rule);
+	}
+	free(ic->c);
+	hmap_release(&ic->by_name);
+	lines_free(&ic->l);
+}
+
+static struct ichain *ichain_find(const struct ichains *ic, const char *name)
+{
+	return hmap_find(&ic->by_name, hash_str(name), eq_ichain, name);
+}
+
+/* Read "*filter", ":NAME - [0:0]" declarations, "-A NAME ..." rules,
+ * "# ..." comments and "COMMIT"; -1 on anything else. */
+static int ichains_of(const char *text, const char *marker, struct ichains *ic)
+{
+	memset(ic, 0, sizeof(*ic));
+	if (lines_of(text, marker, &ic->l) < 0 || !(ic->c = calloc(ic->l.n + 1, sizeof(*ic->c))))
+		return -1;
+	for (size_t i = 0; i < ic->l.n; i++) {
+		char *s = ic->l.v[i], name[64];
+		struct ichain *c;
+
+		if (!*s || s[0] == '#' || !strcmp(s, "*filter") || !strcmp(s, "COMMIT"))
+			continue;
+		if (s[0] == ':') {
+			if (sscanf(s, ":%63s", name) != 1 || ichain_find(ic, name))
+				return -1;
+			c = &ic->c[ic->n++];
+			if (!(c->name = strdup(name)) ||
+			    hmap_insert(&ic->by_name, hash_str(c->name), c) < 0)
+				return -1;
+			continue;
+		}
+		if (strncmp(s, "-A ", 3) || sscanf(s + 3, "%63s", name) != 1 ||
+		    !(c = ichain_find(ic, name)))
+			return -1;
+		if (c->n == c->cap) {
+			char **v = realloc(c->rule, (c->cap = c->cap ? 2 * c->cap : 8) * sizeof(*v));
+
+			if (!v)
+				return -1;
+			c->rule = v;
+		}
+		c->rule[c->n++] = s;
+	}
+	return 0;
+}
+
+static bool ichain_same(const struct ichain *a, const struct ichain *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->rule[i], b->rule[i]))
+			return false;
+	return true;
+}
+
+/* The iptables-restore --noflush input that turns old's chains into new's:
+ * changed and new chains declared (which flushes them) and refilled,
+ * chains that go flushed and then deleted. NULL when nothing changes
+ * (*empty) or on failure. */
+static char *ichains_diff(const struct ichains *o, const struct ichains *n, bool *empty)
+{
+	char *out = NULL;
+	size_t len = 0, changed = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	*empty = false;
+	if (!f)
+		return NULL;
+	fputs("*filter\n", f);
+	for (size_t i = 0; i < n->n; i++) {
+		const struct ichain *c = &n->c[i], *oc = ichain_find(o, c->name);
+
+		if (!oc || !ichain_same(oc, c)) {
+			fprintf(f, ":%s - [0:0]\n", c->name);
+			changed++;
+		}
+	}
+	for (size_t i = 0; i < o->n; i++)
+		if (!ichain_find(n, o->c[i].name)) {
+			fprintf(f, ":%s - [0:0]\n", o->c[i].name);
+			changed++;
+		}
+	for (size_t i = 0; i < n->n; i++) {
+		const struct ichain *c = &n->c[i], *oc = ichain_find(o, c->name);
+
+		if (!oc || !ichain_same(oc, c))
+			for (size_t k = 0; k < c->n; k++)
+				fprintf(f, "%s\n", c->rule[k]);
+	}
+	for (size_t i = 0; i < o->n; i++)
+		if (!ichain_find(n, o->c[i].name))
+			fprintf(f, "-X %s\n", o->c[i].name);
+	fputs("COMMIT\n", f);
+	if (fclose(f) != 0 || !changed) {
+		*empty = !changed;
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/*
+ * The difference from ipt_last to tmpl, in the generation in force: set
+ * elements added and deleted (`ipset restore`), then per family the chains
+ * that change (`iptables-restore --noflush`, both tried with --test first).
+ * If the chains are refused, the set changes are undone. 0 done; 1 it
+ * cannot be a difference (sets change kind, or no generation known);
+ * -1 failed (errbuf), everything as it was as far as the undo could.
+ */
+static int ipt_diff(const char *prefix, const char *tmpl, char *errbuf, size_t errlen)
+{
+	static const char *const ipset_restore[] = { "ipset", "-exist", "restore", NULL };
+	static const char *const restore[2][5] = {
+		{ "iptables-restore", "-w", "--noflush", NULL },
+		{ "ip6tables-restore", "-w", "--noflush", NULL },
+	};
+	static const char *const test[2][6] = {
+		{ "iptables-restore", "-w", "--noflush", "--test", NULL },
+		{ "ip6tables-restore", "-w", "--noflush", "--test", NULL },
+	};
+	static const char *const marks[2] = { "#@ iptables\n", "#@ ip6tables\n" };
+	char *sets = NULL, *undo = NULL, *in[2] = { NULL, NULL }, *s = NULL, *u = NULL;
+	char *a = NULL, *gone = NULL;
+	struct ichains o[2], n[2];
+	int r = -1, k;
+	bool applied_sets = false;
+
+	memset(o, 0, sizeof(o));
+	memset(n, 0, sizeof(n));
+	if (!ipt_last || !ipt_gen)
+		return 1;
+	if ((r = ipset_diff(ipt_last, tmpl, &s, &u, &a)) != 0) {
+		if (r < 0)
+			snprintf(errbuf, errlen, "out of memory, or not an iptables ruleset");
+		goto out;
+	}
+	r = -1;
+	for (k = 0; k < 2; k++) {
+		bool empty;
+
+		if (ichains_of(ipt_last, marks[k], &o[k]) < 0 || ichains_of(tmpl, marks[k], &n[k]) < 0) {
+			r = 1; /* not the shape this reads: the whole ruleset then */
+			goto out;
+		}
+		in[k] = ichains_diff(&o[k], &n[k], &empty);
+		if (!in[k] && !empty) {
+			snprintf(errbuf, errlen, "out of memory");
+			goto out;
+		}
+		if (in[k]) {
+			char *g = with_gen(in[k], prefix, ipt_gen);
+
+			free(in[k]);
+			if (!(in[k] = g)) {
+				snprintf(errbuf, errlen, "out of memory");
+				goto out;
+			}
+		}
+	}
+	if (!(sets = with_gen(s, prefix, ipt_gen)) || !(undo = with_gen(u, prefix, ipt_gen)) ||
+	    !(gone = with_gen(a, prefix, ipt_gen))) {
+		snprintf(errbuf, errlen, "out of memory");
+		goto out;
+	}
+	/* the sets first: the rules may name new ones (the test too) */
+	if (*sets) {
+		if (run_msg(ipset_restore, sets, errbuf, errlen) < 0)
+			goto undo;
+		applied_sets = true;
+	}
+	for (k = 0; k < 2; k++)
+		if (in[k] && run_msg(test[k], in[k], errbuf, errlen) < 0)
+			goto undo;
+	for (k = 0; k < 2; k++)
+		if (in[k] && run_msg(restore[k], in[k], errbuf, errlen) < 0) {
+			if (k == 1 && in[0])
+				log_warnx("firewall: IPv4 chains changed but not IPv6");
+			goto undo;
+		}
+	if (*gone) {
+		char msg[256];
+
+		if (run_msg(ipset_restore, gone, msg, sizeof(msg)) < 0)
+			log_warnx("firewall: cannot destroy unused sets: %s", msg);
+	}
+	r = 0;
+	goto out;
+undo:
+	if (applied_sets || *sets) {
+		char msg[256];
+
+		if (run_msg(ipset_restore, undo, msg, sizeof(msg)) < 0)
+			log_warnx("firewall: cannot undo the set changes: %s", msg);
+	}
+out:
+	for (k = 0; k < 2; k++) {
+		ichains_free(&o[k]);
+		ichains_free(&n[k]);
+		free(in[k]);
+	}
+	free(s);
+	free(u);
+	free(a);
+	free(sets);
+	free(undo);
+	free(gone);
+	return r;
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *text = NULL;
+	size_t len = 0;
+
+	if (!f || getdelim(&text, &len, '\0', f) < 0) {
+		fprintf(stderr, "larch-agent: %s: %s\n", path, strerror(errno));
+		free(text);
+		text = NULL;
+	}
+	if (f)
+		fclose(f);
+	return text;
+}
+
+/* --firewall iptables --apply FILE [--from OLD]: OLD is taken for the
+ * ruleset in force, in the newest generation of sets there is. */
+static int ipt_apply_file(const char *prefix, const char *path, const char *from)
+{
+	char *text = slurp(path), *names, err[1024];
+	unsigned long maxgen = 0;
+	struct timespec t0, t1;
+	bool diff;
+	int r = 1;
+
+	if (!text)
+		return 1;
+	if (from && !(ipt_last = slurp(from)))
+		goto out;
+	if ((names = ipt_sets(prefix, &maxgen)))
+		free(names);
+	ipt_gen = maxgen;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (ipt_update(prefix, text, &diff, err, sizeof(err)) < 0) {
+		fprintf(stderr, "larch-agent: %s: %s\n", path, err);
+		goto out;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	printf("applied %s: %.3f ms\n", diff ? "the difference" : "the whole ruleset",
+	       (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+	r = 0;
+out:
+	free(text);
+	free(ipt_last);
+	ipt_last = NULL;
+	return r;
+}
+
 static bool ipt_present(const char *prefix)
 {
 	static const char *const tools[2] = { "iptables", "ip6tables" };
@@ -564,9 +1016,36 @@ static bool ipt_present(const char *prefix)
 	return true;
 }
 
+/* iptables: the difference when it can be one, else a new generation of
+ * everything; *diff says which was applied. */
+static int ipt_update(const char *prefix, const char *tmpl, bool *diff, char *errbuf, size_t errlen)
+{
+	int r = ipt_diff(prefix, tmpl, errbuf, errlen);
+	char *copy;
+
+	*diff = r == 0;
+	if (r < 0)
+		log_warnx("firewall: the difference was refused (%s); writing the whole ruleset", errbuf);
+	if (r != 0 && ipt_apply(prefix, tmpl, errbuf, errlen) < 0) {
+		free(ipt_last);
+		ipt_last = NULL; /* what is in force is not known exactly */
+		return -1;
+	}
+	if ((copy = strdup(tmpl))) {
+		free(ipt_last);
+		ipt_last = copy;
+	} else {
+		free(ipt_last);
+		ipt_last = NULL;
+	}
+	return 0;
+}
+
 int fw_apply(enum fw_kind kind, const char *table, const char *text, char *errbuf, size_t errlen)
 {
-	return kind == FW_IPT ? ipt_apply(table, text, errbuf, errlen)
+	bool diff;
+
+	return kind == FW_IPT ? ipt_update(table, text, &diff, errbuf, errlen)
 			      : nft_apply(text, errbuf, errlen);
 }
 

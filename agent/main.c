@@ -112,7 +112,7 @@ static void usage(FILE *f)
 		"                          larchd's tenants, blocks, hosts, endpoints, policies,\n"
 		"                          namespaces lists) and exit\n"
 		"      --apply FILE        put a ruleset that --render printed in force in this\n"
-		"                          network namespace over netlink (nftables) and exit;\n"
+		"                          network namespace as the agent does, and exit;\n"
 		"      --from OLD            with --from, only the difference from OLD, which\n"
 		"                          must be the ruleset in force\n"
 		"      --once              reconcile once and exit (0 on success)\n"
@@ -704,7 +704,7 @@ int main(int argc, char **argv)
 		return 2;
 	log_init("larch-agent", o.debug);
 	if (o.apply)
-		return fw_apply_file(o.apply, o.from);
+		return fw_apply_file(o.fw, o.table, o.apply, o.from);
 	if (o.render)
 		return render_file(o.render);
 	if (o.token_file) {

@@ -8,7 +8,7 @@
 # agent runs, without its checks). Prints medians of ROUNDS runs of: compile,
 # apply of the full ruleset to an empty namespace, and the incremental case
 # (one more local endpoint: compile, then the difference as the agent sends
-# it; iptables and nft -f: the whole ruleset again), and the ruleset's size.
+# it, and for comparison the whole ruleset again), and the ruleset's size.
 # usage: [FIREWALL=nft|iptables] [AGENT=build/bin/larch-agent] bench/policy.sh [LOCAL=3500] [POLICIES=12000] [ROUNDS=5]
 set -eu
 cd "$(dirname "$0")/.."
@@ -58,7 +58,18 @@ for i in $(seq "$ROUNDS"); do
 	incr+=("$(ms sh -c "$AGENT --host h1 --firewall $FIREWALL --render $tmp/world1.json > $tmp/world1.rules")")
 	c1=${incr[-1]}
 	incr[-1]=$((incr[-1] + $(ms load "$tmp/world1.rules")))
-	[ "$FIREWALL" = iptables ] && continue
+	if [ "$FIREWALL" = iptables ]; then
+		# the agent: the whole ruleset (a generation of its own), then
+		# the difference to world1
+		empty
+		ip netns exec "$nsn" "$AGENT" --host h1 --firewall iptables --apply "$tmp/world.rules" > "$tmp/out"
+		ip netns exec "$nsn" "$AGENT" --host h1 --firewall iptables --apply "$tmp/world1.rules" \
+			--from "$tmp/world.rules" > "$tmp/out"
+		grep -q "^applied the difference" "$tmp/out" || { cat "$tmp/out"; echo "not a difference" >&2; exit 1; }
+		d=$(sed -n 's/.*: \([0-9.]*\) ms$/\1/p' "$tmp/out" | awk '{printf "%d\n", $1 + 0.5}')
+		nlincr+=("$((c1 + d))") nlibatch+=("$d")
+		continue
+	fi
 	# the same over netlink, in the same round
 	empty
 	nl_apply "$tmp/world.rules"
@@ -73,11 +84,13 @@ echo "policy ($FIREWALL): $LOCAL local endpoints, $POLICIES NetworkPolicies, rul
 	"$(count "$tmp/world.rules"); median of $ROUNDS"
 echo "compile (larch-agent --render, JSON in -> ruleset out): $(printf '%s\n' "${compile[@]}" | median) ms  [${compile[*]}]"
 echo "apply (empty -> full):                                 $(printf '%s\n' "${apply[@]}" | median) ms  [${apply[*]}]"
+med() { printf '%s\n' "$@" | median; }
 if [ "$FIREWALL" = iptables ]; then
-	echo "incremental (one endpoint more: compile + apply):      $(printf '%s\n' "${incr[@]}" | median) ms  [${incr[*]}]"
+	echo "incremental, the whole ruleset again (compile + apply): $(med "${incr[@]}") ms  [${incr[*]}]"
+	echo "incremental, the agent's difference (compile + apply):  $(med "${nlincr[@]}") ms  [${nlincr[*]}]"
+	echo "  the difference alone (ipset, iptables-restore):       $(med "${nlibatch[@]}") ms  [${nlibatch[*]}]"
 	exit 0
 fi
-med() { printf '%s\n' "$@" | median; }
 echo "  (apply above: nft -f; incremental with nft -f: $(med "${incr[@]}") ms  [${incr[*]}])"
 echo "apply over netlink (empty -> full; reading the text, batch, kernel):"
 echo "                                                       $(med "${nlapply[@]}") ms  [${nlapply[*]}], of it kernel $(med "${nlkernel[@]}") ms"

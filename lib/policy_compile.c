@@ -1210,7 +1210,7 @@ static void both(struct render *r, const char *fmt, ...)
 /* Drop what does not come from the endpoint's own addresses (host: IPv6
  * link-local too). One address: one negated match; none: drop the family;
  * more: the sources accepted into a chain of their own first. */
-static void ipt_spoof(struct render *r, size_t idx, const struct w_ep *e, char kind, bool host)
+static void ipt_spoof(struct render *r, const char *idx, const struct w_ep *e, char kind, bool host)
 {
 	char b[PREFIX_STRLEN];
 
@@ -1226,66 +1226,68 @@ static void ipt_spoof(struct render *r, size_t idx, const struct w_ep *e, char k
 			}
 		n += ll;
 		if (n == 0) {
-			fprintf(f, "-A %s-%c%zu -m comment --comment spoofed -j DROP\n", r->t, kind, idx);
+			fprintf(f, "-A %s-%c%s -m comment --comment spoofed -j DROP\n", r->t, kind, idx);
 		} else if (n == 1) {
-			fprintf(f, "-A %s-%c%zu ! -s %s -m comment --comment spoofed -j DROP\n", r->t,
+			fprintf(f, "-A %s-%c%s ! -s %s -m comment --comment spoofed -j DROP\n", r->t,
 				kind, idx, n == (size_t)ll ? "fe80::/10" : addr_fmt(fam, e->a[only].addr, b));
 		} else {
 			/* several sources: each returns to the rest of the chain
 			 * through a chain of its own; anything else is dropped */
-			fprintf(f, ":%s-%c%zus - [0:0]\n", r->t, kind, idx);
+			fprintf(f, ":%s-%c%ss - [0:0]\n", r->t, kind, idx);
 			for (size_t i = 0; i < e->na; i++)
 				if (e->a[i].family == fam)
-					fprintf(f, "-A %s-%c%zus -s %s -j RETURN\n", r->t, kind, idx,
+					fprintf(f, "-A %s-%c%ss -s %s -j RETURN\n", r->t, kind, idx,
 						addr_fmt(fam, e->a[i].addr, b));
 			if (ll)
-				fprintf(f, "-A %s-%c%zus -s fe80::/10 -j RETURN\n", r->t, kind, idx);
-			fprintf(f, "-A %s-%c%zus -m comment --comment spoofed -j DROP\n", r->t, kind, idx);
-			fprintf(f, "-A %s-%c%zu -j %s-%c%zus\n", r->t, kind, idx, r->t, kind, idx);
+				fprintf(f, "-A %s-%c%ss -s fe80::/10 -j RETURN\n", r->t, kind, idx);
+			fprintf(f, "-A %s-%c%ss -m comment --comment spoofed -j DROP\n", r->t, kind, idx);
+			fprintf(f, "-A %s-%c%s -j %s-%c%ss\n", r->t, kind, idx, r->t, kind, idx);
 		}
 	}
 }
 
-static void ipt_endpoint_chains(struct render *r, struct cache *c, size_t idx, const struct w_ep *e)
+/* An endpoint's chains are named after its interface (PREFIX-e<12 hex>, -h,
+ * -i): the same endpoint keeps its chains whatever comes and goes. */
+static void ipt_endpoint_chains(struct render *r, struct cache *c, const struct w_ep *e)
 {
-	const char *t = r->t;
+	const char *t = r->t, *idx = e->ifname + 2;
 
 	/* from the endpoint, forwarded; allowed goes on to the ingress side */
-	both(r, "# egress of %s\n:%s-e%zu - [0:0]\n", e->handle, t, idx);
+	both(r, "# egress of %s\n:%s-e%s - [0:0]\n", e->handle, t, idx);
 	ipt_spoof(r, idx, e, 'e', false);
-	both(r, "-A %s-e%zu -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n", t, idx);
+	both(r, "-A %s-e%s -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n", t, idx);
 	for (size_t i = 0; i < e->npout; i++)
-		both(r, "-A %s-e%zu -j %s-p%zuo\n", t, idx, t, e->pout[i]);
+		both(r, "-A %s-e%s -j %s-p%zuo\n", t, idx, t, e->pout[i]);
 	if (e->npout)
-		both(r, "-A %s-e%zu -m comment --comment \"egress not allowed\" -j DROP\n", t, idx);
+		both(r, "-A %s-e%s -m comment --comment \"egress not allowed\" -j DROP\n", t, idx);
 	else
-		both(r, "-A %s-e%zu -g %s-eok\n", t, idx, t);
+		both(r, "-A %s-e%s -g %s-eok\n", t, idx, t);
 	/* from the endpoint to this host */
-	both(r, "# to the host from %s\n:%s-h%zu - [0:0]\n", e->handle, t, idx);
+	both(r, "# to the host from %s\n:%s-h%s - [0:0]\n", e->handle, t, idx);
 	ipt_spoof(r, idx, e, 'h', true);
-	both(r, "-A %s-h%zu -j ACCEPT\n", t, idx);
+	both(r, "-A %s-h%s -j ACCEPT\n", t, idx);
 	/* to the endpoint */
-	both(r, "# ingress of %s\n:%s-i%zu - [0:0]\n", e->handle, t, idx);
-	both(r, "-A %s-i%zu -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n", t, idx);
+	both(r, "# ingress of %s\n:%s-i%s - [0:0]\n", e->handle, t, idx);
+	both(r, "-A %s-i%s -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n", t, idx);
 	if (e->npin) {
 		for (size_t i = 0; i < e->npin; i++)
-			both(r, "-A %s-i%zu -j %s-p%zui\n", t, idx, t, e->pin[i]);
+			both(r, "-A %s-i%s -j %s-p%zui\n", t, idx, t, e->pin[i]);
 	} else {
 		enum isolation iso = tenant_iso(r->w, e->tenant);
 		unsigned s[2];
 
 		if (iso == ISO_NONE) {
-			both(r, "-A %s-i%zu -j ACCEPT\n", t, idx);
+			both(r, "-A %s-i%s -j ACCEPT\n", t, idx);
 		} else {
 			block_sets(r, c, e->tenant, iso == ISO_SEGMENT ? e->segment : NULL, s);
 			for (int k = 0; k < 2; k++)
 				if (s[k])
 					fprintf(k ? r->f6 : r->f,
-						"-A %s-i%zu -m set --match-set " IPT_SET " src -j ACCEPT\n",
+						"-A %s-i%s -m set --match-set " IPT_SET " src -j ACCEPT\n",
 						t, idx, t, s[k]);
 		}
 	}
-	both(r, "-A %s-i%zu -m comment --comment \"ingress not allowed\" -j DROP\n", t, idx);
+	both(r, "-A %s-i%s -m comment --comment \"ingress not allowed\" -j DROP\n", t, idx);
 }
 
 static int cmp_ifname(const void *a, const void *b)
@@ -1324,8 +1326,8 @@ static void ipt_dispatch(struct render *r, const char *root, const char *chain, 
 		    IPT_CHAIN_MAX)
 			j = i + 1; /* no deeper chain fits: one rule each */
 		if (j - i == 1) {
-			both(r, "-A %s %s %s -g %s-%c%zu\n", chain, opt, v[i]->ifname, r->t, kind,
-			     (size_t)(v[i] - r->w->eps));
+			both(r, "-A %s %s %s -g %s-%c%s\n", chain, opt, v[i]->ifname, r->t, kind,
+			     v[i]->ifname + 2);
 			i++;
 			continue;
 		}
@@ -1429,7 +1431,7 @@ static char *render(const struct world *w, const char *table, bool ipt)
 	if (ipt) {
 		for (size_t i = 0; i < w->neps; i++)
 			if (w->eps[i].local)
-				ipt_endpoint_chains(&r, &c, i, &w->eps[i]);
+				ipt_endpoint_chains(&r, &c, &w->eps[i]);
 		ipt_top(&r);
 	} else {
 		if (nft_endpoints(&r, &c) < 0)

@@ -71,32 +71,7 @@ for f in "$here"/golden/*.json "$here/netlink_syntax.nft"; do
 done
 
 # 2. differences: variants of the golden world "mixed"
-/usr/bin/python3 - "$here/golden/mixed.json" "$tmp" <<'PY'
-import copy, json, sys
-base = json.load(open(sys.argv[1]))
-out = sys.argv[2]
-def save(i, d):
-    json.dump(d, open("%s/v%d.json" % (out, i), "w"))
-eps = lambda d: d["endpoints"]["items"]
-pols = lambda d: d["policies"]["items"]
-v = [base]
-d = copy.deepcopy(v[-1])            # 1: one more endpoint, like web-1
-e = copy.deepcopy(eps(d)[0]); e["handle"] = "web-9"
-e["addresses"] = [{"address": "10.64.0.9"}, {"address": "fd10::9"}]
-eps(d).append(e); v.append(d)
-d = copy.deepcopy(v[-1])            # 2: a policy's port changes
-pols(d)[0]["spec"]["ingress"][0]["ports"][0]["port"] = 5433; v.append(d)
-d = copy.deepcopy(v[-1])            # 3: an endpoint goes
-d["endpoints"]["items"] = [x for x in eps(d) if x["handle"] != "web-1"]; v.append(d)
-d = copy.deepcopy(v[-1])            # 4: a policy more
-p = copy.deepcopy(pols(d)[0]); p["metadata"]["name"] = "zz-extra"
-p["spec"]["ingress"][0]["ports"][0]["port"] = 6000; pols(d).append(p); v.append(d)
-d = copy.deepcopy(v[-1])            # 5: a label changes: the endpoint changes chains
-eps(d)[0]["labels"]["app"] = "db"; v.append(d)
-v.append(base)                      # 6: back to the start
-for i, d in enumerate(v):
-    save(i, d)
-PY
+/usr/bin/python3 "$here/variants.py" "$here/golden/mixed.json" "$tmp" || not_ok "variants"
 names=("the start" "an endpoint added" "a port changed" "an endpoint gone" "a policy added"
 	"a label changed" "back to the start")
 for i in 0 1 2 3 4 5 6; do
