@@ -1369,28 +1369,65 @@ static void ipt_top(struct render *r)
 	     t, t, t, t, t, t, t, t, t, t, t, t);
 }
 
-/* iptables-restore wants a chain declared before a rule jumps to it: the
+static int cmp_line(const void *a, const void *b)
+{
+	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+	size_t lx = strcspn(x, "\n"), ly = strcspn(y, "\n");
+	int c = memcmp(x, y, lx < ly ? lx : ly);
+
+	return c ? c : (lx > ly) - (lx < ly);
+}
+
+/*
+ * iptables-restore wants a chain declared before a rule jumps to it: the
  * declarations (":NAME - [0:0]", which also flush an existing chain) first,
- * then the rules. malloc'd. */
+ * sorted by name, then the rules. Sorted, because iptables-nft keeps its
+ * chains in a list sorted by name: in order, 48,000 declarations load in a
+ * third of the time (docs/benchmarks.md). malloc'd.
+ */
 static char *hoist_chains(const char *body)
 {
-	size_t n = strlen(body), k = 0;
+	size_t n = strlen(body), k = 0, nd = 0;
 	char *out = malloc(n + 1);
+	const char **decl;
 
-	if (!out)
+	for (const char *p = body; *p; p++)
+		nd += *p == ':' && (p == body || p[-1] == '\n');
+	decl = calloc(nd + 1, sizeof(*decl));
+	if (!out || !decl) {
+		free(out);
+		free(decl);
 		return NULL;
-	for (int pass = 0; pass < 2; pass++)
-		for (const char *p = body; *p;) {
-			const char *e = strchr(p, '\n');
-			size_t len = e ? (size_t)(e - p + 1) : strlen(p);
+	}
+	nd = 0;
+	for (const char *p = body; *p;) {
+		const char *e = strchr(p, '\n');
+		size_t len = e ? (size_t)(e - p + 1) : strlen(p);
 
-			if ((*p == ':') == (pass == 0)) {
-				memcpy(out + k, p, len);
-				k += len;
-			}
-			p += len;
+		if (*p == ':')
+			decl[nd++] = p;
+		p += len;
+	}
+	qsort(decl, nd, sizeof(*decl), cmp_line);
+	for (size_t i = 0; i < nd; i++) {
+		const char *e = strchr(decl[i], '\n');
+		size_t len = e ? (size_t)(e - decl[i] + 1) : strlen(decl[i]);
+
+		memcpy(out + k, decl[i], len);
+		k += len;
+	}
+	for (const char *p = body; *p;) {
+		const char *e = strchr(p, '\n');
+		size_t len = e ? (size_t)(e - p + 1) : strlen(p);
+
+		if (*p != ':') {
+			memcpy(out + k, p, len);
+			k += len;
 		}
+		p += len;
+	}
 	out[k] = '\0';
+	free(decl);
 	return out;
 }
 
