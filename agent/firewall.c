@@ -195,6 +195,7 @@ static int nft_apply(const char *text, char *errbuf, size_t errlen)
 	char why[512], *bad = NULL;
 	struct nft_rs *rs;
 	struct nft_stats st;
+	int r;
 
 	/*
 	 * Tests: while the file $LARCH_AGENT_TEST_REFUSE exists, the batch gets
@@ -210,28 +211,33 @@ static int nft_apply(const char *text, char *errbuf, size_t errlen)
 			text = bad;
 	}
 	rs = nft_rs_parse(text, why, sizeof(why));
-	free(bad);
-
-	if (!rs) {
-		log_warnx("firewall: the netlink backend cannot read the ruleset (%s); using nft -f",
-			  why);
-		nft_rs_free(nft_last);
-		nft_last = NULL;
-		return nft_cli(text, errbuf, errlen);
-	}
-	if (nft_last && nft_rs_apply(nft_last, rs, &st, errbuf, errlen) == 0) {
+	r = rs && nft_last ? nft_rs_apply(nft_last, rs, &st, errbuf, errlen) : rs ? 1 : -2;
+	if (r == 0) {
 		log_debug("firewall: difference applied: %lu messages, %lu bytes", st.msgs, st.bytes);
-	} else {
-		if (nft_last)
+	} else if (r != -2) {
+		if (r == -1)
 			log_warnx("firewall: the difference was refused (%s); replacing the table",
 				  errbuf);
 		nft_rs_free(nft_last);
 		nft_last = NULL;
-		if (nft_rs_apply(NULL, rs, &st, errbuf, errlen) < 0) {
+		r = nft_rs_apply(NULL, rs, &st, errbuf, errlen);
+		if (r == -1) {
 			nft_rs_free(rs);
+			free(bad);
 			return -1;
 		}
 	}
+	if (r == -2) {
+		log_warnx("firewall: the netlink backend cannot read the ruleset (%s); using nft -f",
+			  rs ? errbuf : why);
+		nft_rs_free(rs);
+		nft_rs_free(nft_last);
+		nft_last = NULL;
+		r = nft_cli(text, errbuf, errlen);
+		free(bad);
+		return r;
+	}
+	free(bad);
 	nft_rs_free(nft_last);
 	nft_last = rs;
 	return 0;
@@ -242,10 +248,14 @@ static bool nft_present(const char *table)
 	return nft_table_present(table);
 }
 
+static char *ipt_last;
+
 void fw_forget(void)
 {
 	nft_rs_free(nft_last);
 	nft_last = NULL;
+	free(ipt_last);
+	ipt_last = NULL;
 }
 
 static int ipt_apply_file(const char *prefix, const char *path, const char *from);
@@ -557,11 +567,10 @@ out:
 /* ---- iptables: the difference ---- */
 
 /*
- * The template (rendered text, generation 0) last put in force, with its
- * sets as generation ipt_gen: the next change goes as the difference from
- * it when it can (ipt_diff).
+ * ipt_last (above): the template (rendered text, generation 0) last put in
+ * force, with its sets as generation ipt_gen: the next change goes as the
+ * difference from it when it can (ipt_diff).
  */
-static char *ipt_last;
 
 /* Lines of text between the line `marker` and the next "#@ " line. */
 struct lines {

@@ -328,8 +328,12 @@ static int firewall_pass(struct httpc *h, bool force)
 	t1 = now_s();
 	m.fw_compile_seconds = t1 - t0;
 	/* Unchanged: leave the table alone (replacing it would zero its
-	 * counters); a resync only checks that it is still there. */
-	if (fw_last && !strcmp(fw_last, text) && (!force || fw_present(o.fw, o.table))) {
+	 * counters); a resync only checks that it is still there. If it is
+	 * not (someone flushed the ruleset), write it whole again: the
+	 * difference from what the agent believes in force would be nothing. */
+	if (force && !fw_present(o.fw, o.table))
+		fw_forget();
+	else if (fw_last && !strcmp(fw_last, text)) {
 		r = 0;
 		goto out;
 	}

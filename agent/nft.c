@@ -201,6 +201,7 @@ struct nft_rs *nft_rs_parse(const char *text, char *err, size_t errlen)
 	struct obj *cur = NULL;
 	bool in_table = false, in_elems = false, done = false;
 	const char *why = "cannot read";
+	char *deleted = NULL; /* the table a "delete table" line names */
 	int ln = 0;
 
 	if (!rs || !copy) {
@@ -240,8 +241,12 @@ struct nft_rs *nft_rs_parse(const char *text, char *err, size_t errlen)
 				in_table = true;
 				continue;
 			}
-			if (sscanf(line, "delete table inet %255s", name) == 1)
+			if (sscanf(line, "delete table inet %255s%n", name, &pos) == 1 && !line[pos] &&
+			    !deleted) {
+				if (!(deleted = strdup(name)))
+					goto oom;
 				continue;
+			}
 			why = "not a table";
 			goto bad;
 		}
@@ -282,7 +287,7 @@ struct nft_rs *nft_rs_parse(const char *text, char *err, size_t errlen)
 		} else if (!strcmp(t, "flags interval") && cur->kind == O_SET && !cur->n) {
 			cur->interval = true;
 		} else if (!strncmp(t, "comment \"", 9) && strlen(t) > 9 && t[strlen(t) - 1] == '"' &&
-			   !cur->comment && !cur->n) {
+			   !strchr(t + 9, '"')[1] && !cur->comment && !cur->n) {
 			if (!(cur->comment = strndup(t + 9, strlen(t) - 10)))
 				goto oom;
 		} else if (!strncmp(t, "elements = { ", 13) && !is_chain(cur) && !cur->n) {
@@ -300,6 +305,10 @@ struct nft_rs *nft_rs_parse(const char *text, char *err, size_t errlen)
 		why = "the table does not end";
 		goto bad;
 	}
+	if (deleted && strcmp(deleted, rs->table)) {
+		snprintf(err, errlen, "it deletes table %s but writes table %s", deleted, rs->table);
+		goto fail;
+	}
 	for (size_t i = 0; i < rs->n; i++) {
 		struct obj *o = &rs->o[i];
 
@@ -312,6 +321,7 @@ struct nft_rs *nft_rs_parse(const char *text, char *err, size_t errlen)
 			goto oom;
 	}
 	free(copy);
+	free(deleted);
 	return rs;
 bad:
 	snprintf(err, errlen, "line %d: %s", ln, why);
@@ -320,6 +330,7 @@ oom:
 	snprintf(err, errlen, "out of memory");
 fail:
 	free(copy);
+	free(deleted);
 	nft_rs_free(rs);
 	return NULL;
 }
@@ -376,8 +387,14 @@ static struct nlmsghdr *msg(struct batch *b, uint16_t type, uint16_t flags, cons
 
 static void sent(struct batch *b)
 {
+	uint32_t len = b->last->nlmsg_len;
+
+	/* A message that overflows the page is copied to the start of a new
+	 * one (and the first copy is not sent): either way it now ends where
+	 * the buffer goes on. */
 	if (nftnl_batch_update(b->b) < 0)
 		fail(b, ENOMEM, NULL, NULL, "out of memory");
+	b->last = (struct nlmsghdr *)((char *)nftnl_batch_buffer(b->b) - len);
 	b->st.msgs++;
 }
 
@@ -957,6 +974,8 @@ static size_t words(char *s, char **w, size_t max)
 	return *s ? max + 1 : n;
 }
 
+static bool port_range(const char *s, unsigned *lo, unsigned *hi);
+
 /*
  * An anonymous set of the items w[*i] ... up to "}" (addresses of af, or
  * ports when af is 0), created before the rule that looks it up; its id.
@@ -1004,18 +1023,8 @@ static uint32_t anon_set(struct rb *rb, char **w, size_t nw, size_t *i, int af)
 		}
 		for (size_t k = 0; k < n; k++) {
 			unsigned lo, hi;
-			int pos = 0;
 
-			if (sscanf(items[k], "%u%n", &lo, &pos) != 1 || lo > 65535) {
-				free(r);
-				free(e);
-				rb->bad = true;
-				return 0;
-			}
-			hi = lo;
-			if (items[k][pos] == '-' && sscanf(items[k] + pos + 1, "%u", &hi) != 1)
-				hi = 0;
-			if (hi < lo || hi > 65535) {
+			if (!port_range(items[k], &lo, &hi)) {
 				free(r);
 				free(e);
 				rb->bad = true;
@@ -1110,8 +1119,11 @@ static void addr_match(struct rb *rb, char **w, size_t nw, size_t *i)
 		goto bad;
 	if (len < 0)
 		len = (int)alen * 8;
-	if (len == 0)
+	if (len == 0) {
+		if (inv)
+			goto bad; /* "not any address": refuse rather than guess */
 		return; /* any address of the family */
+	}
 	if (len % 8 == 0) {
 		/* whole bytes: compare just those, as nft does */
 		x_payload(rb, NFT_PAYLOAD_NETWORK_HEADER, off, (uint32_t)len / 8, NFT_REG_1);
@@ -1132,12 +1144,33 @@ bad:
 	rb->bad = true;
 }
 
+/* "N" or "N-M", nothing else */
+static bool port_range(const char *s, unsigned *lo, unsigned *hi)
+{
+	char *end;
+	unsigned long a, b;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	a = strtoul(s, &end, 10);
+	b = a;
+	if (*end == '-') {
+		if (end[1] < '0' || end[1] > '9')
+			return false;
+		b = strtoul(end + 1, &end, 10);
+	}
+	if (*end || a > 65535 || b > 65535 || b < a)
+		return false;
+	*lo = (unsigned)a;
+	*hi = (unsigned)b;
+	return true;
+}
+
 /* tcp/udp/sctp dport (N | N-M | { ... }) at w[*i] */
 static void port_match(struct rb *rb, char **w, size_t nw, size_t *i)
 {
 	int proto = l4_number(w[*i]);
 	unsigned lo, hi;
-	int pos = 0;
 
 	if (++*i >= nw || strcmp(w[*i], "dport") || ++*i >= nw)
 		goto bad;
@@ -1151,14 +1184,7 @@ static void port_match(struct rb *rb, char **w, size_t nw, size_t *i)
 		x_lookup(rb, "__set%d", id, -1, false);
 		return;
 	}
-	if (sscanf(w[*i], "%u%n", &lo, &pos) != 1 || lo > 65535)
-		goto bad;
-	hi = lo;
-	if (w[*i][pos] == '-' && sscanf(w[*i] + pos + 1, "%u", &hi) != 1)
-		goto bad;
-	else if (w[*i][pos] && w[*i][pos] != '-')
-		goto bad;
-	if (hi < lo || hi > 65535)
+	if (!port_range(w[*i], &lo, &hi))
 		goto bad;
 	x_payload(rb, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1);
 	{
@@ -1218,6 +1244,11 @@ static void rule_add(struct batch *b, const struct obj *o, const char *line)
 	struct rb rb = { b, o, line, nftnl_rule_alloc(), 0, -1, false };
 	struct nlmsghdr *nlh;
 
+	if (strlen(line) > 16384) {
+		free(copy);
+		nftnl_rule_free(rb.r);
+		return fail(b, EINVAL, o, NULL, "a rule over 16,384 characters");
+	}
 	for (const char *p = line; *p; p++)
 		maxw += *p == ' ';
 	if (!copy || !rb.r || !(w = calloc(maxw, sizeof(*w)))) {
@@ -1240,7 +1271,7 @@ static void rule_add(struct batch *b, const struct obj *o, const char *line)
 		if (verdict) {
 			/* after the verdict: only its comment */
 			if (strcmp(t, "comment") || i + 2 != nw || w[i + 1][0] != '"' ||
-			    strlen(w[i + 1]) < 2 || w[i + 1][strlen(w[i + 1]) - 1] != '"') {
+			    strlen(w[i + 1]) < 2 || strchr(w[i + 1] + 1, '"') != w[i + 1] + strlen(w[i + 1]) - 1) {
 				rb.bad = true;
 				break;
 			}
@@ -1551,8 +1582,12 @@ static int build(struct batch *b, const struct nft_rs *old, const struct nft_rs 
 			}
 			continue;
 		}
-		if (!n)
+		if (!n) {
+			/* a map that goes: its elements name chains that may go too */
+			if (o->kind == O_MAP && o->n)
+				del_obj(b, o, NFT_MSG_DELSETELEM, "flushing the map");
 			continue;
+		}
 		if (n->kind != o->kind || !streq(n->type, o->type) || n->interval != o->interval ||
 		    !streq(n->comment, o->comment))
 			return 1;
@@ -1634,6 +1669,8 @@ static struct mnl_socket *nft_socket(void)
 		return NULL;
 	}
 	setsockopt(mnl_socket_get_fd(nl), SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
+	/* errors without a copy of the message: they stay small */
+	setsockopt(mnl_socket_get_fd(nl), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
 	if (setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv)) < 0)
 		setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
 	return nl;
@@ -1699,7 +1736,8 @@ static int talk(struct batch *b)
 				err = -e->error;
 				bad_seq = e->msg.nlmsg_seq;
 			}
-			if (e->msg.nlmsg_seq == last)
+			/* the last message's answer, or one about the whole batch */
+			if (e->msg.nlmsg_seq == last || (e->error && e->msg.nlmsg_seq == b->seq0))
 				done = true;
 		}
 	}
@@ -1743,14 +1781,14 @@ static int run_batch(const struct nft_rs *old, const struct nft_rs *rs, struct b
 		snprintf(b->err, b->errlen, "out of memory");
 		return -1;
 	}
-	b->seq0 = b->seq = (uint32_t)time(NULL) << 8;
+	b->seq0 = b->seq = 1; /* a socket of its own: any numbers will do */
 	nftnl_batch_begin(nftnl_batch_buffer(b->b), b->seq++);
 	nftnl_batch_update(b->b);
 	r = build(b, old, rs);
 	if (r == 1)
 		return 1;
 	if (b->fail)
-		return -1;
+		return b->fail == EINVAL ? -2 : -1; /* EINVAL: text it cannot read */
 	if (!b->last)
 		return 0; /* nothing to change */
 	b->last->nlmsg_flags |= NLM_F_ACK;
@@ -1772,16 +1810,18 @@ int nft_rs_apply(const struct nft_rs *old, const struct nft_rs *rs, struct nft_s
 
 	if (r == 1) {
 		/* cannot change in place: replace the table */
-		nftnl_batch_free(b.b);
+		if (b.b)
+			nftnl_batch_free(b.b);
 		free(b.w);
 		b = (struct batch){ .table = rs->table, .err = err, .errlen = errlen };
 		r = run_batch(NULL, rs, &b);
 	}
 	if (st)
 		*st = b.st;
-	nftnl_batch_free(b.b);
+	if (b.b)
+		nftnl_batch_free(b.b);
 	free(b.w);
-	return r < 0 ? -1 : 0;
+	return r;
 }
 
 bool nft_table_present(const char *table)

@@ -38,8 +38,10 @@ struct nft_stats {
 /*
  * Put rs in force in one transaction. old: the ruleset in force (the last
  * one this process applied): send only the difference; NULL: replace the
- * whole table. 0, or -1 with err (the kernel's answer and the object it was
- * about) and nothing changed. st (may be NULL) says what the batch held.
+ * whole table. 0; -1 with err (the kernel's answer and the object it was
+ * about) and nothing changed; -2 when a rule, type or element is not in the
+ * dialect this backend reads (err names it; nothing sent). st (may be NULL)
+ * says what the batch held.
  */
 int nft_rs_apply(const struct nft_rs *old, const struct nft_rs *rs, struct nft_stats *st,
 		 char *err, size_t errlen);

@@ -190,6 +190,21 @@ check "h12: traffic still flows between h12-c and h11-a" q ns p-h12-c ping -c1 -
 agent_start h12 || not_ok "h12 agent restart"
 check "h12: agent back, healthy" q curl -sf --unix-socket "$DIR/agent-h12.sock" http://a/healthz
 
+# Someone removes the agent's ruleset by hand: the next resync (every
+# $RESYNC s) finds it gone and writes it whole again.
+if [ "$FIREWALL" = iptables ]; then
+	ns h12 iptables -D FORWARD -j larch-forward
+else
+	ns h12 nft delete table inet larch
+fi
+if in_force h12 >/dev/null 2>&1; then
+	not_ok "h12: the test could not remove the ruleset"
+else
+	check "h12: a ruleset removed by hand is back after the next resync" \
+		wait_for $((3 * RESYNC + 5)) q in_force h12
+fi
+check "h12: traffic flows under it again" q ns p-h12-c ping -c1 -W1 -q "$(pod_ip h11 a 4)"
+
 for h in $HOSTS; do
 	check "$h: no firewall errors in the agent's metrics" \
 		sh -c "curl -sf --unix-socket '$DIR/agent-$h.sock' http://a/metrics | grep -qx 'larch_agent_firewall_errors_total 0'"

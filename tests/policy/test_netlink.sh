@@ -18,7 +18,8 @@ bin=${LARCH_BIN:-$here/../../build/bin}
 agent=$bin/larch-agent
 A=${NSP:-lxt}-nla-$$ B=${NSP:-lxt}-nlb-$$
 tmp=$(mktemp -d)
-trap 'ip netns del $A 2>/dev/null; ip netns del $B 2>/dev/null; rm -rf "$tmp"' EXIT
+C=
+trap 'ip netns del $A 2>/dev/null; ip netns del $B 2>/dev/null; [ -n "$C" ] && ip netns del $C 2>/dev/null; rm -rf "$tmp"' EXIT
 ip netns add "$A" && ip netns add "$B" || exit 1
 
 # The listing, its sets, maps and chains in name order (a chain the
@@ -102,6 +103,64 @@ else
 	not_ok "one endpoint added: $(cat "$tmp/small")"
 fi
 
+# 2a. a verdict map that goes with the chain it names, in one difference
+cat > "$tmp/m1.nft" <<'NFT'
+table inet larch {
+	chain c {
+		accept
+	}
+	map m {
+		type ifname : verdict
+		elements = { "lxa" : goto c }
+	}
+	chain egress {
+		type filter hook forward priority filter; policy accept;
+		iifname vmap @m
+	}
+}
+NFT
+cat > "$tmp/m2.nft" <<'NFT'
+table inet larch {
+	chain egress {
+		type filter hook forward priority filter; policy accept;
+		accept
+	}
+}
+NFT
+ip netns exec "$B" nft delete table inet larch 2>/dev/null
+ip netns exec "$B" "$agent" --host x --apply "$tmp/m1.nft" > /dev/null || not_ok "apply m1"
+if out=$(ip netns exec "$B" "$agent" --host x --apply "$tmp/m2.nft" --from "$tmp/m1.nft" 2>&1) &&
+	[[ $out == "applied the difference"* ]]; then
+	same "$tmp/m2.nft" "a map and the chain it names go in one difference"
+else
+	not_ok "a map and the chain it names go in one difference: $out"
+fi
+# back to v1 (whole), which the refusals below start from
+ip netns exec "$B" "$agent" --host x --apply "$tmp/v1.nft" > /dev/null || not_ok "apply v1"
+
+# 2b. a batch over libnftnl's 1 MiB page, whose last message (the one the
+# kernel acknowledges) lands on a page boundary for one of these sizes: each
+# must be answered at once, not after the 60 s receive timeout
+C=${NSP:-lxt}-nlc-$$
+ip netns add "$C" || exit 1
+for n in $(seq 1620 1645); do
+	/usr/bin/python3 -c '
+import sys
+n = int(sys.argv[1])
+print("table inet larch {\n}\ndelete table inet larch\ntable inet larch {\n\tset s {\n\t\ttype ipv4_addr")
+print("\t\telements = { " + ", ".join("10.%d.%d.%d" % (i >> 16, (i >> 8) & 255, i & 255) for i in range(20000)) + " }\n\t}")
+print("\tchain c {")
+for i in range(n):
+    print("\t\tip saddr 10.1.%d.%d tcp dport %d accept" % (i >> 8 & 255, i & 255, 1000 + i))
+print("\t}\n}")' "$n" > "$tmp/big.nft"
+	if ! out=$(timeout 20 ip netns exec "$C" "$agent" --host x --apply "$tmp/big.nft" 2>&1); then
+		not_ok "a batch of 20,000 elements and $n rules: $out"
+		break
+	fi
+done
+[ "$n" = 1645 ] && [[ $out == applied* ]] && ok "batches around the 1 MiB page boundary are answered (${out%%;*})"
+ip netns del "$C"
+
 # 3. refusals leave the ruleset in force as it was
 list "$B" > "$tmp/before" || not_ok "cannot list the table"
 # unchanged: B lists what it did before the refusals
@@ -128,6 +187,19 @@ else
 		ok "a rule the backend cannot read: the error names it" ||
 		not_ok "a rule the backend cannot read: $err"
 fi
+# what nft itself refuses, or would read otherwise, the backend refuses too
+bad_rules=('tcp dport { 5,7, 9x } accept' 'tcp dport 100-200zz accept'
+	'ip saddr != 0.0.0.0/0 drop' 'accept comment "q"r"')
+for rule in "${bad_rules[@]}"; do
+	awk -v r="$rule" '!done && /^\t\tct state established,related accept$/ {print "\t\t" r; done = 1; next} {print}' \
+		"$tmp/v1.nft" > "$tmp/unknown.nft"
+	if err=$(ip netns exec "$B" "$agent" --host x --apply "$tmp/unknown.nft" --from "$tmp/v1.nft" 2>&1); then
+		not_ok "the backend read \"$rule\""
+	else
+		[[ $err == *"cannot read this rule"* ]] && ok "the backend refuses \"$rule\"" ||
+			not_ok "\"$rule\": $err"
+	fi
+done
 # v1 is in force: adding v1's endpoint again finds its elements there
 if err=$(ip netns exec "$B" "$agent" --host x --apply "$tmp/v1.nft" --from "$tmp/v0.nft" 2>&1); then
 	not_ok "a difference from a ruleset not in force was accepted"
