@@ -22,6 +22,7 @@ trap 'ip netns del $nsn 2>/dev/null; rm -rf "$tmp"' EXIT
 ip netns add "$nsn"
 /usr/bin/python3 bench/policy_world.py "$LOCAL" "$POLICIES" > "$tmp/world.json"
 /usr/bin/python3 bench/policy_world.py "$LOCAL" "$POLICIES" 1 > "$tmp/world1.json"
+/usr/bin/python3 bench/policy_world.py "$LOCAL" "$POLICIES" policy > "$tmp/worldp.json"
 ms() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null; t1=$(date +%s%N); echo $(((t1 - t0) / 1000000)); }
 median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 FIREWALL=${FIREWALL:-nft}
@@ -50,6 +51,7 @@ else
 	count() { echo "$(grep -c '^	set' "$1") sets, $(grep -c '^	chain' "$1") chains"; }
 fi
 compile=() apply=() incr=() nlapply=() nlincr=() nlkernel=() nlikernel=() nlibatch=()
+pincr=() pkernel=()
 for i in $(seq "$ROUNDS"); do
 	empty
 	compile+=("$(ms render "$tmp/world.json")")
@@ -78,6 +80,13 @@ for i in $(seq "$ROUNDS"); do
 	grep -q "^applied the difference" "$tmp/out" || { cat "$tmp/out"; echo "not a difference" >&2; exit 1; }
 	nlincr+=("$((c1 + $(nl_ms)))") nlikernel+=("$(nl_part kernel)") nlibatch+=("$(nl_part batch)")
 	nldiff=$(cat "$tmp/out")
+	# one policy changed (its port), from world
+	nl_apply "$tmp/world.rules" --from "$tmp/world1.rules"
+	c2=$(ms sh -c "$AGENT --host h1 --firewall nft --render $tmp/worldp.json > $tmp/worldp.rules")
+	nl_apply "$tmp/worldp.rules" --from "$tmp/world.rules"
+	grep -q "^applied the difference" "$tmp/out" || { cat "$tmp/out"; echo "not a difference" >&2; exit 1; }
+	pincr+=("$((c2 + $(nl_ms)))") pkernel+=("$(nl_part kernel)")
+	pdiff=$(cat "$tmp/out")
 done
 machine
 echo "policy ($FIREWALL): $LOCAL local endpoints, $POLICIES NetworkPolicies, ruleset $(wc -c < "$tmp/world.rules") bytes," \
@@ -97,3 +106,6 @@ echo "                                                       $(med "${nlapply[@]
 echo "incremental over netlink (compile + the difference):   $(med "${nlincr[@]}") ms  [${nlincr[*]}]"
 echo "  the difference alone: kernel $(med "${nlikernel[@]}") ms [${nlikernel[*]}], batch $(med "${nlibatch[@]}") ms [${nlibatch[*]}]"
 echo "  last: $nldiff"
+echo "one policy changed over netlink (compile + the difference): $(med "${pincr[@]}") ms  [${pincr[*]}]"
+echo "  the difference alone: kernel $(med "${pkernel[@]}") ms [${pkernel[*]}]"
+echo "  last: $pdiff"

@@ -2,18 +2,20 @@
 """Generate a policy world for bench/policy.sh: larchd's lists as the agent
 reads them, for `larch-agent --render`.
 
-usage: policy_world.py LOCAL_ENDPOINTS POLICIES [EXTRA_ENDPOINT]
+usage: policy_world.py LOCAL_ENDPOINTS POLICIES [CHANGE]
   100 namespaces (one tenant/segment each), endpoints spread over them with
   one of 10 app labels; half on the local host h1, half on 9 other hosts.
   Each NetworkPolicy selects one app of its namespace and allows TCP on one
   port from another app of the same namespace, and from a namespace selector.
-  EXTRA_ENDPOINT=1 adds one more local endpoint (the incremental case).
+  CHANGE=1 adds one more local endpoint, CHANGE=policy changes the port of
+  one policy (the incremental cases).
 """
 import json
 import sys
 
 nlocal, npol = int(sys.argv[1]), int(sys.argv[2])
 extra = len(sys.argv) > 3 and sys.argv[3] == "1"
+change_policy = len(sys.argv) > 3 and sys.argv[3] == "policy"
 NS, APPS, HOSTS = 100, 10, 10
 tenants = [{"name": "t%d" % i, "isolation": "segment"} for i in range(NS)]
 hosts = [{"name": "h%d" % (i + 1), "address": "192.168.0.%d" % (i + 1)} for i in range(HOSTS)]
@@ -47,7 +49,8 @@ for k in range(npol):
                               {"podSelector": {"matchLabels": {"app": "app%d" % ((app + 1) % APPS)}}},
                               {"namespaceSelector": {"matchLabels": {"team": "team%d" % (k % 10)}},
                                "podSelector": {"matchLabels": {"app": "app0"}}}],
-                                       "ports": [{"protocol": "TCP", "port": 1000 + k % 5000}]}]}})
+                                       "ports": [{"protocol": "TCP", "port": 1000 + k % 5000
+                                                  + (7 if change_policy and k == 0 else 0)}]}]}})
 json.dump({"host": "h1", "tenants": {"items": tenants}, "hosts": {"items": hosts},
            "blocks": {"items": blocks}, "endpoints": {"items": eps},
            "policies": {"items": pols}, "namespaces": {"items": namespaces}}, sys.stdout)

@@ -436,6 +436,11 @@ struct render {
 	FILE *f;            /* the ruleset (iptables: the IPv4 rules) */
 	FILE *sets;         /* set declarations, written before the chains */
 	unsigned nset;
+	/* nftables: set number -> name, policy -> its chains' name (see
+	 * stable_name) */
+	char (*set_name)[24];
+	char (*pol_name)[24];
+	struct hmap names;  /* the names given so far */
 	bool ipt;           /* iptables-restore and ipset restore syntax */
 	FILE *f6;           /* iptables: the IPv6 rules */
 	const char *t;      /* iptables: the prefix of chain and set names */
@@ -474,8 +479,44 @@ static void put_addr(FILE *f, const struct prefix *p)
 
 /* Declare a set of these prefixes (sorted, deduplicated); returns its number,
  * or 0 when it would be empty. */
+/*
+ * nftables names sets and policy chains after a hash of what they stand for
+ * (a set: its selector, tenant or segment, and family; a policy: its id):
+ * "s" or "p" and 16 hex digits. A policy or an endpoint that comes or goes
+ * then renames nothing else, and the agent's difference stays small. Two
+ * keys with the same hash: the second gets "_N". Into out; -1 on out of
+ * memory.
+ */
+static bool eq_name24(const void *val, const void *key)
+{
+	return !strcmp(val, key);
+}
+
+static int stable_name(struct render *r, char kind, const char *key, char out[24])
+{
+	uint64_t h = 1469598103934665603ULL;
+	char *copy;
+
+	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	snprintf(out, 24, "%c%016llx", kind, (unsigned long long)h);
+	for (unsigned i = 2; hmap_find(&r->names, hash_str(out), eq_name24, out); i++)
+		snprintf(out, 24, "%c%016llx_%u", kind, (unsigned long long)h, i);
+	if (!(copy = strdup(out)) || hmap_insert(&r->names, hash_str(copy), copy) < 0) {
+		free(copy);
+		return -1;
+	}
+	return 0;
+}
+
+/* How rules name set number `set`. */
+static const char *set_ref(const struct render *r, unsigned set)
+{
+	return r->set_name[set];
+}
+
 static unsigned declare_set(struct render *r, struct prefix *v, size_t n, uint8_t family,
-			    bool interval, const char *what)
+			    bool interval, const char *what, const char *key)
 {
 	size_t k = 0;
 
@@ -496,7 +537,22 @@ static unsigned declare_set(struct render *r, struct prefix *v, size_t n, uint8_
 		}
 		return r->nset;
 	}
-	fprintf(r->sets, "\tset s%u {\n\t\ttype %s\n", r->nset,
+	{
+		char (*names)[24] = realloc(r->set_name, (r->nset + 1) * sizeof(*names));
+		char skey[600];
+
+		if (!names) {
+			r->nset--;
+			return 0;
+		}
+		r->set_name = names;
+		snprintf(skey, sizeof(skey), "%u|%s", family, key);
+		if (stable_name(r, 's', skey, names[r->nset]) < 0) {
+			r->nset--;
+			return 0;
+		}
+	}
+	fprintf(r->sets, "\tset %s {\n\t\ttype %s\n", set_ref(r, r->nset),
 		family == 4 ? "ipv4_addr" : "ipv6_addr");
 	if (interval)
 		fputs("\t\tflags interval\n", r->sets);
@@ -552,8 +608,8 @@ static void block_sets(struct render *r, struct cache *c, const char *tenant, co
 			v[n++] = r->w->blocks[i].cidr;
 	snprintf(what, sizeof(what), "blocks of %s %s%s%s", segment ? "segment" : "tenant", tenant,
 		 segment ? "/" : "", segment ? segment : "");
-	out[0] = v ? declare_set(r, v, n, 4, true, what) : 0;
-	out[1] = v ? declare_set(r, v, n, 6, true, what) : 0;
+	out[0] = v ? declare_set(r, v, n, 4, true, what, what) : 0;
+	out[1] = v ? declare_set(r, v, n, 6, true, what, what) : 0;
 	free(v);
 	if (!(c->v = realloc(c->v, (c->n + 1) * sizeof(*c->v)))) {
 		c->n = 0;
@@ -611,8 +667,66 @@ static size_t add_addrs(const struct w_ep *e, struct prefix *v, size_t n)
 }
 
 /* The set of the addresses a selector matches in one family (0: none). */
+/* A label selector for people: "app=web,tier in (a,b),!debug". */
+static void put_labelsel(FILE *f, const struct labelsel *s)
+{
+	if (!s->n)
+		fputs("all", f);
+	for (size_t i = 0; i < s->n; i++) {
+		const struct sel_expr *e = &s->e[i];
+
+		if (i)
+			fputc(',', f);
+		if (e->op == SEL_EXISTS || e->op == SEL_NOTEXISTS) {
+			fprintf(f, "%s%s", e->op == SEL_NOTEXISTS ? "!" : "", e->key);
+		} else if (e->op == SEL_IN && e->nvalues == 1) {
+			fprintf(f, "%s=%s", e->key, e->values[0]);
+		} else {
+			fprintf(f, "%s %s (", e->key, e->op == SEL_IN ? "in" : "notin");
+			for (size_t j = 0; j < e->nvalues; j++)
+				fprintf(f, "%s%s", j ? "," : "", e->values[j]);
+			fputc(')', f);
+		}
+	}
+}
+
+/* What a selector set holds, for people; it depends on the selector only,
+ * not on the policies that use it (a set outlives any one of them).
+ * malloc'd. */
+static char *sel_describe(const struct epsel *s)
+{
+	char *d = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&d, &len);
+
+	if (!f)
+		return NULL;
+	fputs("endpoints", f);
+	if (s->handle)
+		fprintf(f, " %s", s->handle);
+	if (s->tenant)
+		fprintf(f, " of %s%s%s", s->tenant, s->segment ? "/" : "", s->segment ? s->segment : "");
+	if (s->ns)
+		fprintf(f, " in namespace %s", s->ns);
+	if (s->has_nss) {
+		fputs(" in namespaces ", f);
+		put_labelsel(f, &s->nss);
+	}
+	if (s->has_pods) {
+		fputs(" with ", f);
+		put_labelsel(f, &s->pods);
+	}
+	if (s->sg)
+		fprintf(f, " in group %s", s->sg);
+	if (fclose(f) != 0) {
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
 static unsigned eps_set(struct render *r, struct cache *c, const struct epsel *sel,
-			uint8_t family, const char *what)
+			uint8_t family)
 {
 	const struct world *w = r->w;
 	char *key = sel_key(sel, family);
@@ -652,7 +766,12 @@ static unsigned eps_set(struct render *r, struct cache *c, const struct epsel *s
 			if (sel_match(w, sel, &w->eps[i]))
 				n = add_addrs(&w->eps[i], v, n);
 	}
-	set = declare_set(r, v, n, family, false, what);
+	{
+		char *what = sel_describe(sel);
+
+		set = declare_set(r, v, n, family, false, what ? what : "endpoints", key);
+		free(what);
+	}
 	free(v);
 	ps = malloc(sizeof(*ps));
 	if (!ps || hmap_insert(&c->peers, hash_str(key), ps) < 0) {
@@ -689,7 +808,7 @@ static bool peer_match(struct render *r, struct cache *c, const struct peer *p, 
 			if (p->nexcept && v) {
 				memcpy(v, p->except, p->nexcept * sizeof(*v));
 				snprintf(ewhat, sizeof(ewhat), "%s except", what);
-				set = declare_set(r, v, p->nexcept, family, true, ewhat);
+				set = declare_set(r, v, p->nexcept, family, true, ewhat, ewhat);
 				if (set)
 					fprintf(f, " -m set ! --match-set " IPT_SET " %s", r->t, set,
 						src ? "src" : "dst");
@@ -719,8 +838,8 @@ static bool peer_match(struct render *r, struct cache *c, const struct peer *p, 
 
 			if (v) {
 				memcpy(v, w->hosts, w->nhosts * sizeof(*v));
-				c->hosts[0] = declare_set(r, v, w->nhosts, 4, false, "the hosts");
-				c->hosts[1] = declare_set(r, v, w->nhosts, 6, false, "the hosts");
+				c->hosts[0] = declare_set(r, v, w->nhosts, 4, false, "the hosts", "hosts");
+				c->hosts[1] = declare_set(r, v, w->nhosts, 6, false, "the hosts", "hosts");
 			}
 			free(v);
 			c->hosts_done = true;
@@ -728,7 +847,7 @@ static bool peer_match(struct render *r, struct cache *c, const struct peer *p, 
 		set = c->hosts[family == 6];
 		break;
 	case PEER_EPS:
-		set = eps_set(r, c, &p->sel, family, what);
+		set = eps_set(r, c, &p->sel, family);
 		break;
 	default:
 		return false;
@@ -738,7 +857,7 @@ static bool peer_match(struct render *r, struct cache *c, const struct peer *p, 
 	if (r->ipt)
 		snprintf(buf, len, "-m set --match-set " IPT_SET " %s", r->t, set, src ? "src" : "dst");
 	else
-		snprintf(buf, len, "%s %s @s%u", fam_kw(family), dir, set);
+		snprintf(buf, len, "%s %s @%s", fam_kw(family), dir, set_ref(r, set));
 	return true;
 }
 
@@ -849,7 +968,7 @@ static void policy_chain(struct render *r, struct cache *c, size_t k, bool ingre
 			fprintf(k6 ? r->f6 : r->f, "# %s %s\n:%s-p%zu%c - [0:0]\n", id ? id : "",
 				ingress ? "ingress" : "egress", r->t, k, ingress ? 'i' : 'o');
 	else {
-		fprintf(r->f, "\tchain p%zu%c {\n", k, ingress ? 'i' : 'o');
+		fprintf(r->f, "\tchain %s%c {\n", r->pol_name[k], ingress ? 'i' : 'o');
 		comment_line(r->f, "%s %s", id ? id : "", ingress ? "ingress" : "egress");
 	}
 	for (size_t i = 0; i < nrules; i++) {
@@ -1061,7 +1180,7 @@ static void egress_chain(struct render *r, const char *name, const struct w_ep *
 	      "\t\tiifname . ip6 saddr != @spoof6 counter drop comment \"spoofed\"\n"
 	      "\t\tct state established,related accept\n", f);
 	for (size_t i = 0; i < e->npout; i++)
-		fprintf(f, "\t\tjump p%zuo\n", e->pout[i]);
+		fprintf(f, "\t\tjump %so\n", r->pol_name[e->pout[i]]);
 	fputs(e->npout ? "\t\tcounter drop comment \"egress not allowed\"\n" : "\t\taccept\n", f);
 	fputs("\t}\n", f);
 }
@@ -1075,7 +1194,7 @@ static void ingress_chain(struct render *r, struct cache *c, const char *name, c
 	fputs("\t\tct state established,related accept\n", f);
 	if (e->npin) {
 		for (size_t i = 0; i < e->npin; i++)
-			fprintf(f, "\t\tjump p%zui\n", e->pin[i]);
+			fprintf(f, "\t\tjump %si\n", r->pol_name[e->pin[i]]);
 	} else {
 		enum isolation iso = tenant_iso(r->w, e->tenant);
 		unsigned s[2];
@@ -1086,7 +1205,8 @@ static void ingress_chain(struct render *r, struct cache *c, const char *name, c
 			block_sets(r, c, e->tenant, iso == ISO_SEGMENT ? e->segment : NULL, s);
 			for (int k = 0; k < 2; k++)
 				if (s[k])
-					fprintf(f, "\t\t%s saddr @s%u accept\n", k ? "ip6" : "ip", s[k]);
+					fprintf(f, "\t\t%s saddr @%s accept\n", k ? "ip6" : "ip",
+						set_ref(r, s[k]));
 		}
 	}
 	fputs("\t\tcounter drop comment \"ingress not allowed\"\n\t}\n", f);
@@ -1459,6 +1579,21 @@ static char *render(const struct world *w, const char *table, bool ipt)
 		for (size_t k = 0; k < e->npout; k++)
 			used[2 * e->pout[k] + 1] = true;
 	}
+	if (!ipt) {
+		if (!(r.pol_name = calloc(w->npols + 1, sizeof(*r.pol_name))))
+			goto done;
+		for (size_t k = 0; k < w->npols; k++) {
+			char *id;
+
+			if (!used[2 * k] && !used[2 * k + 1])
+				continue;
+			if (!(id = policy_id(&w->pols[k])) || stable_name(&r, 'p', id, r.pol_name[k]) < 0) {
+				free(id);
+				goto done;
+			}
+			free(id);
+		}
+	}
 	for (size_t k = 0; k < w->npols; k++) {
 		if (used[2 * k])
 			policy_chain(&r, &c, k, true);
@@ -1514,6 +1649,16 @@ done:
 	free(sets);
 	free(used);
 	free(c.v);
+	free(r.set_name);
+	free(r.pol_name);
+	{
+		char *name;
+		size_t it = 0;
+
+		while ((name = hmap_next(&r.names, &it)))
+			free(name);
+		hmap_release(&r.names);
+	}
 	{
 		struct peerset *ps;
 		size_t it = 0;
