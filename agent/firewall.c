@@ -174,6 +174,11 @@ static int run_msg(const char *const argv[], const char *text, char *errbuf, siz
 /* The ruleset this process last put in force over netlink: the next apply
  * sends only the difference from it. */
 static struct nft_rs *nft_last;
+/* What the last nft_apply did (for --apply): its batch, how long reading
+ * the text took, and whether it went to nft -f instead. */
+static struct nft_stats nft_last_stats;
+static double nft_parse_ms;
+static bool nft_used_cli;
 
 static int nft_cli(const char *text, char *errbuf, size_t errlen)
 {
@@ -210,7 +215,17 @@ static int nft_apply(const char *text, char *errbuf, size_t errlen)
 			     (int)(n - 2), text) > 0)
 			text = bad;
 	}
-	rs = nft_rs_parse(text, why, sizeof(why));
+	{
+		struct timespec p0, p1;
+
+		clock_gettime(CLOCK_MONOTONIC, &p0);
+		rs = nft_rs_parse(text, why, sizeof(why));
+		clock_gettime(CLOCK_MONOTONIC, &p1);
+		nft_parse_ms = (double)(p1.tv_sec - p0.tv_sec) * 1e3 +
+			       (double)(p1.tv_nsec - p0.tv_nsec) / 1e6;
+	}
+	memset(&st, 0, sizeof(st));
+	nft_used_cli = false;
 	r = rs && nft_last ? nft_rs_apply(nft_last, rs, &st, errbuf, errlen) : rs ? 1 : -2;
 	if (r == 0) {
 		log_debug("firewall: difference applied: %lu messages, %lu bytes", st.msgs, st.bytes);
@@ -233,6 +248,7 @@ static int nft_apply(const char *text, char *errbuf, size_t errlen)
 		nft_rs_free(rs);
 		nft_rs_free(nft_last);
 		nft_last = NULL;
+		nft_used_cli = true;
 		r = nft_cli(text, errbuf, errlen);
 		free(bad);
 		return r;
@@ -240,6 +256,7 @@ static int nft_apply(const char *text, char *errbuf, size_t errlen)
 	free(bad);
 	nft_rs_free(nft_last);
 	nft_last = rs;
+	nft_last_stats = st;
 	return 0;
 }
 
@@ -259,62 +276,49 @@ void fw_forget(void)
 }
 
 static int ipt_apply_file(const char *prefix, const char *path, const char *from);
+static char *slurp(const char *path);
 static int ipt_update(const char *prefix, const char *tmpl, bool *diff, char *errbuf,
 		      size_t errlen);
 
-/* --apply FILE [--from OLD]: see agent.h */
+/* --apply FILE [--from OLD]: see agent.h. nftables: through nft_apply,
+ * with OLD taken for the ruleset in force. */
 int fw_apply_file(enum fw_kind kind, const char *table, const char *path, const char *from)
 {
-	char *text[2] = { NULL, NULL }, err[1024];
-	struct nft_rs *rs[2] = { NULL, NULL };
-	const char *paths[2] = { path, from };
-	struct nft_stats st;
-	struct timespec t0, t1, p0, p1;
-	double parse_ms = 0;
+	char *text = NULL, *old = NULL, err[1024];
+	const struct nft_stats *st = &nft_last_stats;
+	struct timespec t0, t1;
+	double ms;
 	int r = 1;
 
 	if (kind == FW_IPT)
 		return ipt_apply_file(table, path, from);
-	for (int k = 0; k < 2 && paths[k]; k++) {
-		FILE *f = fopen(paths[k], "r");
-		size_t len = 0;
-
-		if (!f || getdelim(&text[k], &len, '\0', f) < 0) {
-			fprintf(stderr, "larch-agent: %s: %s\n", paths[k], strerror(errno));
-			if (f)
-				fclose(f);
-			goto out;
-		}
-		fclose(f);
-		clock_gettime(CLOCK_MONOTONIC, &p0);
-		if (!(rs[k] = nft_rs_parse(text[k], err, sizeof(err)))) {
-			fprintf(stderr, "larch-agent: %s: %s\n", paths[k], err);
-			goto out;
-		}
-		clock_gettime(CLOCK_MONOTONIC, &p1);
-		if (k == 0)
-			parse_ms = (double)(p1.tv_sec - p0.tv_sec) * 1e3 +
-				   (double)(p1.tv_nsec - p0.tv_nsec) / 1e6;
+	if (!(text = slurp(path)) || (from && !(old = slurp(from))))
+		goto out;
+	if (old && !(nft_last = nft_rs_parse(old, err, sizeof(err)))) {
+		fprintf(stderr, "larch-agent: %s: %s\n", from, err);
+		goto out;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (nft_rs_apply(rs[1], rs[0], &st, err, sizeof(err)) < 0) {
+	if (nft_apply(text, err, sizeof(err)) < 0) {
 		fprintf(stderr, "larch-agent: %s: %s\n", path, err);
 		goto out;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	printf("applied %s: %lu messages, %lu bytes: %lu sets, %lu chains, %lu rules, "
-	       "%lu elements added, %lu deleted; %.3f ms (batch %.3f ms, kernel %.3f ms); "
-	       "reading the text %.3f ms\n",
-	       st.replaced ? "the table" : "the difference", st.msgs, st.bytes, st.sets, st.chains,
-	       st.rules, st.elems, st.deleted,
-	       (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
-	       st.build_ms, st.kernel_ms, parse_ms);
+	ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	if (nft_used_cli)
+		printf("applied with nft -f: %.3f ms\n", ms);
+	else
+		printf("applied %s: %lu messages, %lu bytes: %lu sets, %lu chains, %lu rules, "
+		       "%lu elements added, %lu deleted; %.3f ms (batch %.3f ms, kernel %.3f ms); "
+		       "reading the text %.3f ms\n",
+		       st->replaced ? "the table" : "the difference", st->msgs, st->bytes, st->sets,
+		       st->chains, st->rules, st->elems, st->deleted, ms - nft_parse_ms, st->build_ms,
+		       st->kernel_ms, nft_parse_ms);
 	r = 0;
 out:
-	for (int k = 0; k < 2; k++) {
-		free(text[k]);
-		nft_rs_free(rs[k]);
-	}
+	free(text);
+	free(old);
+	fw_forget();
 	return r;
 }
 
