@@ -420,8 +420,11 @@ static char *with_gen(const char *text, const char *prefix, unsigned long gen)
 /* The part of text after the line `marker` up to the next "#@ " line (malloc'd). */
 static char *section(const char *text, const char *marker)
 {
-	const char *p = strstr(text, marker), *end;
+	const char *p = text, *end;
 
+	/* the marker starts a line */
+	while ((p = strstr(p, marker)) && p != text && p[-1] != '\n')
+		p++;
 	if (!p)
 		return NULL;
 	p += strlen(marker);
@@ -671,9 +674,12 @@ static int ipset_diff(const char *old, const char *new, char **script, char **un
 		if (ol == o.n) { /* new sets: all of them, as they are */
 			for (; nl < n.n; nl++) {
 				fprintf(f, "%s\n", n.v[nl]);
-				if (set_number(n.v[nl]))
-					fprintf(u, "destroy %.*s\n", (int)strcspn(n.v[nl] + 7, " "),
-						n.v[nl] + 7);
+				if (!set_number(n.v[nl]))
+					continue;
+				/* a leftover of that name (one that could not be
+				 * destroyed) must not lend it its elements */
+				fprintf(f, "flush %.*s\n", (int)strcspn(n.v[nl] + 7, " "), n.v[nl] + 7);
+				fprintf(u, "destroy %.*s\n", (int)strcspn(n.v[nl] + 7, " "), n.v[nl] + 7);
 			}
 			break;
 		}
@@ -855,6 +861,23 @@ static char *ichains_diff(const struct ichains *o, const struct ichains *n, bool
 	return out;
 }
 
+/* The IPv6 commit failed after the IPv4 one: put the IPv4 chains back as
+ * they were (new -> old), so that both families agree again. */
+static void ipt_rollback_v4(const char *prefix, const struct ichains *n, const struct ichains *o)
+{
+	static const char *const restore[] = { "iptables-restore", "-w", "--noflush", NULL };
+	bool empty;
+	char *back = ichains_diff(n, o, &empty), *g = back ? with_gen(back, prefix, ipt_gen) : NULL;
+	char msg[256];
+
+	if (!g || run_msg(restore, g, msg, sizeof(msg)) < 0)
+		log_warnx("firewall: IPv4 chains changed but not IPv6, and could not be put back");
+	else
+		log_warnx("firewall: IPv6 refused after IPv4; IPv4 put back as it was");
+	free(back);
+	free(g);
+}
+
 /*
  * The difference from ipt_last to tmpl, in the generation in force: set
  * elements added and deleted (`ipset restore`), then per family the chains
@@ -930,7 +953,7 @@ static int ipt_diff(const char *prefix, const char *tmpl, char *errbuf, size_t e
 	for (k = 0; k < 2; k++)
 		if (in[k] && run_msg(restore[k], in[k], errbuf, errlen) < 0) {
 			if (k == 1 && in[0])
-				log_warnx("firewall: IPv4 chains changed but not IPv6");
+				ipt_rollback_v4(prefix, &n[0], &o[0]);
 			goto undo;
 		}
 	if (*gone) {
@@ -1033,7 +1056,9 @@ static bool ipt_present(const char *prefix)
  * everything; *diff says which was applied. */
 static int ipt_update(const char *prefix, const char *tmpl, bool *diff, char *errbuf, size_t errlen)
 {
-	int r = ipt_diff(prefix, tmpl, errbuf, errlen);
+	/* the jumps into the agent's chains are gone: only the whole ruleset
+	 * puts them back */
+	int r = ipt_last && !ipt_present(prefix) ? 1 : ipt_diff(prefix, tmpl, errbuf, errlen);
 	char *copy;
 
 	*diff = r == 0;

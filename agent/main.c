@@ -339,6 +339,10 @@ static int firewall_pass(struct httpc *h, bool force)
 	}
 	if (fw_apply(o.fw, o.table, text, errbuf, sizeof(errbuf)) < 0) {
 		log_warnx("firewall: the ruleset was refused, the previous one stays: %s", errbuf);
+		/* what is in force may not be fw_last exactly (iptables: one
+		 * family committed): the next pass applies whatever it compiles */
+		free(fw_last);
+		fw_last = NULL;
 		goto out;
 	}
 	m.fw_apply_seconds = now_s() - t1;

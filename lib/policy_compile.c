@@ -453,6 +453,21 @@ struct render {
 
 /* "\t\tcomment \"...\"\n": nft takes at most 128 characters; longer ones
  * (names can be 63 each) end in "..." */
+/*
+ * Text from users (names, label keys and values, handles) in a comment:
+ * anything but printable ASCII, and the quote, backslash and '#' that nft
+ * strings and the iptables sections ("#@ ...") give a meaning, becomes '_',
+ * so that no label can end a comment or start a line of its own. In place.
+ */
+static char *comment_safe(char *b)
+{
+	for (char *p = b; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e || *p == '"' || *p == '\\' ||
+		    *p == '#')
+			*p = '_';
+	return b;
+}
+
 static void comment_line(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void comment_line(FILE *f, const char *fmt, ...)
 {
@@ -464,7 +479,20 @@ static void comment_line(FILE *f, const char *fmt, ...)
 	va_end(ap);
 	if (strlen(b) > 128)
 		memcpy(b + 125, "...", 4);
-	fprintf(f, "\t\tcomment \"%s\"\n", b);
+	fprintf(f, "\t\tcomment \"%s\"\n", comment_safe(b));
+}
+
+/* "# TEXT\n" for the iptables and ipset inputs, TEXT made safe. */
+static void hash_line(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void hash_line(FILE *f, const char *fmt, ...)
+{
+	char b[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(b, sizeof(b), fmt, ap);
+	va_end(ap);
+	fprintf(f, "# %s\n", comment_safe(b));
 }
 
 static void put_addr(FILE *f, const struct prefix *p)
@@ -528,7 +556,8 @@ static unsigned declare_set(struct render *r, struct prefix *v, size_t n, uint8_
 		return 0;
 	r->nset++;
 	if (r->ipt) {
-		fprintf(r->sets, "# %s\ncreate " IPT_SET " hash:net family %s maxelem %zu\n", what,
+		hash_line(r->sets, "%s", what);
+		fprintf(r->sets, "create " IPT_SET " hash:net family %s maxelem %zu\n",
 			r->t, r->nset, family == 4 ? "inet" : "inet6", k < 65536 ? (size_t)65536 : 2 * k);
 		for (size_t i = 0; i < k; i++) {
 			fprintf(r->sets, "add " IPT_SET " ", r->t, r->nset);
@@ -963,11 +992,13 @@ static void policy_chain(struct render *r, struct cache *c, size_t k, bool ingre
 	const char *dir = ingress ? "saddr" : "daddr";
 	char *id = policy_id(p);
 
-	if (r->ipt)
-		for (int k6 = 0; k6 < 2; k6++)
-			fprintf(k6 ? r->f6 : r->f, "# %s %s\n:%s-p%zu%c - [0:0]\n", id ? id : "",
-				ingress ? "ingress" : "egress", r->t, k, ingress ? 'i' : 'o');
-	else {
+	if (r->ipt) {
+		for (int k6 = 0; k6 < 2; k6++) {
+			hash_line(k6 ? r->f6 : r->f, "%s %s", id ? id : "",
+				  ingress ? "ingress" : "egress");
+			fprintf(k6 ? r->f6 : r->f, ":%s-p%zu%c - [0:0]\n", r->t, k, ingress ? 'i' : 'o');
+		}
+	} else {
 		fprintf(r->f, "\tchain %s%c {\n", r->pol_name[k], ingress ? 'i' : 'o');
 		comment_line(r->f, "%s %s", id ? id : "", ingress ? "ingress" : "egress");
 	}
@@ -1373,7 +1404,9 @@ static void ipt_endpoint_chains(struct render *r, struct cache *c, const struct 
 	const char *t = r->t, *idx = e->ifname + 2;
 
 	/* from the endpoint, forwarded; allowed goes on to the ingress side */
-	both(r, "# egress of %s\n:%s-e%s - [0:0]\n", e->handle, t, idx);
+	hash_line(r->f, "egress of %s", e->handle);
+	hash_line(r->f6, "egress of %s", e->handle);
+	both(r, ":%s-e%s - [0:0]\n", t, idx);
 	ipt_spoof(r, idx, e, 'e', false);
 	both(r, "-A %s-e%s -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n", t, idx);
 	for (size_t i = 0; i < e->npout; i++)
@@ -1383,11 +1416,15 @@ static void ipt_endpoint_chains(struct render *r, struct cache *c, const struct 
 	else
 		both(r, "-A %s-e%s -g %s-eok\n", t, idx, t);
 	/* from the endpoint to this host */
-	both(r, "# to the host from %s\n:%s-h%s - [0:0]\n", e->handle, t, idx);
+	hash_line(r->f, "to the host from %s", e->handle);
+	hash_line(r->f6, "to the host from %s", e->handle);
+	both(r, ":%s-h%s - [0:0]\n", t, idx);
 	ipt_spoof(r, idx, e, 'h', true);
 	both(r, "-A %s-h%s -j ACCEPT\n", t, idx);
 	/* to the endpoint */
-	both(r, "# ingress of %s\n:%s-i%s - [0:0]\n", e->handle, t, idx);
+	hash_line(r->f, "ingress of %s", e->handle);
+	hash_line(r->f6, "ingress of %s", e->handle);
+	both(r, ":%s-i%s - [0:0]\n", t, idx);
 	both(r, "-A %s-i%s -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n", t, idx);
 	if (e->npin) {
 		for (size_t i = 0; i < e->npin; i++)

@@ -86,6 +86,34 @@ for i in 1 2 3 4 5 6; do
 	ip netns del "$A"
 done
 
+# text from users cannot add lines: a selector value (and the pods' label)
+# with a newline, a section marker and an ipset command
+/usr/bin/python3 - "$here/golden/mixed.json" > "$tmp/inj.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+p = d["policies"]["items"][0]
+v = 'web\n#@ iptables\nflush'
+p["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["app"] = v
+for e in d["endpoints"]["items"]:
+    if (e.get("labels") or {}).get("app") == "web":
+        e["labels"]["app"] = v  # so that the set is not empty, and written
+json.dump(d, sys.stdout)
+PY
+"$agent" --host h1 --firewall iptables --render "$tmp/inj.json" > "$tmp/inj.ipt" || not_ok "render inj"
+if [ "$(grep -c '^#@ ' "$tmp/inj.ipt")" = 3 ] && ! grep -q '^flush' "$tmp/inj.ipt" &&
+	grep -q '^# endpoints in namespace shop with app=web__@ iptables_flush$' "$tmp/inj.ipt"; then
+	ok "a selector value with a newline and a marker stays inside its comment"
+else
+	grep -n 'iptables\|flush' "$tmp/inj.ipt" | sed 's/^/# /' | head
+	not_ok "a selector value with a newline and a marker left its comment"
+fi
+"$agent" --host h1 --render "$tmp/inj.json" > "$tmp/inj.nft" || not_ok "render inj (nft)"
+if ! grep -q '^flush\|^#@' "$tmp/inj.nft" && ip netns exec "$B" nft -c -f "$tmp/inj.nft"; then
+	ok "the same in the nftables ruleset: nft reads it"
+else
+	not_ok "the nftables ruleset with that value is not what nft reads"
+fi
+
 # a difference iptables refuses: nothing changes (the set changes undone)
 state "$B" > "$tmp/before" || not_ok "cannot read the state"
 sed 's/^-A larch-eok -j ACCEPT$/-A larch-eok -j NO-SUCH-TARGET/' "$tmp/v1.ipt" > "$tmp/bad.ipt"
