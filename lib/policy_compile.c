@@ -468,8 +468,11 @@ static char *comment_safe(char *b)
 	return b;
 }
 
-static void comment_line(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void comment_line(FILE *f, const char *fmt, ...)
+/* A comment for the nft text (kind 'n': "\t\tcomment \"...\"", at most the
+ * 128 characters nft takes) or the iptables and ipset inputs ('#': "# ..."),
+ * its text made safe. */
+static void put_comment(FILE *f, char kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void put_comment(FILE *f, char kind, const char *fmt, ...)
 {
 	char b[512];
 	va_list ap;
@@ -477,23 +480,17 @@ static void comment_line(FILE *f, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(b, sizeof(b), fmt, ap);
 	va_end(ap);
+	if (kind == '#') {
+		fprintf(f, "# %s\n", comment_safe(b));
+		return;
+	}
 	if (strlen(b) > 128)
 		memcpy(b + 125, "...", 4);
 	fprintf(f, "\t\tcomment \"%s\"\n", comment_safe(b));
 }
 
-/* "# TEXT\n" for the iptables and ipset inputs, TEXT made safe. */
-static void hash_line(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void hash_line(FILE *f, const char *fmt, ...)
-{
-	char b[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(b, sizeof(b), fmt, ap);
-	va_end(ap);
-	fprintf(f, "# %s\n", comment_safe(b));
-}
+#define comment_line(f, ...) put_comment(f, 'n', __VA_ARGS__)
+#define hash_line(f, ...) put_comment(f, '#', __VA_ARGS__)
 
 static void put_addr(FILE *f, const struct prefix *p)
 {
