@@ -324,6 +324,17 @@ out:
 
 /* ---- iptables ---- */
 
+/* Per family (IPv4, IPv6): the restore, its test, the section of the input. */
+static const char *const restore[2][5] = {
+	{ "iptables-restore", "-w", "--noflush", NULL },
+	{ "ip6tables-restore", "-w", "--noflush", NULL },
+};
+static const char *const test[2][6] = {
+	{ "iptables-restore", "-w", "--noflush", "--test", NULL },
+	{ "ip6tables-restore", "-w", "--noflush", "--test", NULL },
+};
+static const char *const marks[2] = { "#@ iptables\n", "#@ ip6tables\n" };
+
 /* The generation of set names in force; 0: not known yet (read the kernel's). */
 static unsigned long ipt_gen;
 #define IPT_GEN_MAX 999999UL
@@ -501,15 +512,6 @@ static int ipt_apply(const char *prefix, const char *tmpl, char *errbuf, size_t 
 		{ "iptables-save", "-t", "filter", NULL },
 		{ "ip6tables-save", "-t", "filter", NULL },
 	};
-	static const char *const restore[2][5] = {
-		{ "iptables-restore", "-w", "--noflush", NULL },
-		{ "ip6tables-restore", "-w", "--noflush", NULL },
-	};
-	static const char *const test[2][6] = {
-		{ "iptables-restore", "-w", "--noflush", "--test", NULL },
-		{ "ip6tables-restore", "-w", "--noflush", "--test", NULL },
-	};
-	static const char *const marks[2] = { "#@ iptables\n", "#@ ip6tables\n" };
 	char *text = NULL, *sets = NULL, *in[2] = { NULL, NULL }, *names;
 	unsigned long maxgen, gen;
 	int r = -1, committed = 0;
@@ -865,12 +867,11 @@ static char *ichains_diff(const struct ichains *o, const struct ichains *n, bool
  * they were (new -> old), so that both families agree again. */
 static void ipt_rollback_v4(const char *prefix, const struct ichains *n, const struct ichains *o)
 {
-	static const char *const restore[] = { "iptables-restore", "-w", "--noflush", NULL };
 	bool empty;
 	char *back = ichains_diff(n, o, &empty), *g = back ? with_gen(back, prefix, ipt_gen) : NULL;
 	char msg[256];
 
-	if (!g || run_msg(restore, g, msg, sizeof(msg)) < 0)
+	if (!g || run_msg(restore[0], g, msg, sizeof(msg)) < 0)
 		log_warnx("firewall: IPv4 chains changed but not IPv6, and could not be put back");
 	else
 		log_warnx("firewall: IPv6 refused after IPv4; IPv4 put back as it was");
@@ -889,15 +890,6 @@ static void ipt_rollback_v4(const char *prefix, const struct ichains *n, const s
 static int ipt_diff(const char *prefix, const char *tmpl, char *errbuf, size_t errlen)
 {
 	static const char *const ipset_restore[] = { "ipset", "-exist", "restore", NULL };
-	static const char *const restore[2][5] = {
-		{ "iptables-restore", "-w", "--noflush", NULL },
-		{ "ip6tables-restore", "-w", "--noflush", NULL },
-	};
-	static const char *const test[2][6] = {
-		{ "iptables-restore", "-w", "--noflush", "--test", NULL },
-		{ "ip6tables-restore", "-w", "--noflush", "--test", NULL },
-	};
-	static const char *const marks[2] = { "#@ iptables\n", "#@ ip6tables\n" };
 	char *sets = NULL, *undo = NULL, *in[2] = { NULL, NULL }, *s = NULL, *u = NULL;
 	char *a = NULL, *gone = NULL;
 	struct ichains o[2], n[2];

@@ -519,11 +519,9 @@ static bool eq_name24(const void *val, const void *key)
 
 static int stable_name(struct render *r, char kind, const char *key, char out[24])
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = hash_str(key);
 	char *copy;
 
-	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
-		h = (h ^ *p) * 1099511628211ULL;
 	snprintf(out, 24, "%c%016llx", kind, (unsigned long long)h);
 	for (unsigned i = 2; hmap_find(&r->names, hash_str(out), eq_name24, out); i++)
 		snprintf(out, 24, "%c%016llx_%u", kind, (unsigned long long)h, i);
@@ -1059,14 +1057,14 @@ static enum isolation tenant_iso(const struct world *w, const char *tenant)
  * 1,000 (namespace, app) groups need 1,000 ingress chains, not 3,500.
  *
  * A group's chain is named after a hash of what it depends on (e or i, then
- * 16 hex digits), and its comment says what that is, not which endpoints
+ * 16 hex digits: stable_name), and its comment says what that is, not which endpoints
  * use it: endpoints that come and go do not rename or rewrite the chains of
  * the others, and the agent's difference stays small.
  */
 struct groups {
 	size_t *of;    /* endpoint index -> group */
 	size_t *first; /* group -> its first endpoint */
-	char (*name)[40]; /* group -> its chain's name */
+	char (*name)[24]; /* group -> its chain's name (stable_name) */
 	size_t n;
 };
 
@@ -1106,18 +1104,10 @@ static char *chain_key(const struct world *w, const struct w_ep *e, bool ingress
 	return k;
 }
 
-static uint64_t fnv1a(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return h;
-}
-
 /* Group the local endpoints by chain_key (a hash table of the keys). */
-static int group_eps(const struct world *w, bool ingress, struct groups *g)
+static int group_eps(struct render *rd, bool ingress, struct groups *g)
 {
+	const struct world *w = rd->w;
 	size_t cap = 16, nl = 0;
 	char **keys;
 	size_t *slot;
@@ -1137,28 +1127,19 @@ static int group_eps(const struct world *w, bool ingress, struct groups *g)
 		slot[i] = SIZE_MAX;
 	for (size_t i = 0; i < w->neps; i++) {
 		size_t h;
-		uint64_t hash;
-		bool clash = false;
 
 		if (!w->eps[i].local)
 			continue;
 		if (!(keys[i] = chain_key(w, &w->eps[i], ingress)))
 			goto out;
 		nl++;
-		hash = fnv1a(keys[i]);
-		for (h = hash & (cap - 1); slot[h] != SIZE_MAX; h = (h + 1) & (cap - 1)) {
-			const char *k = keys[g->first[slot[h]]];
-
-			if (!strcmp(k, keys[i]))
+		for (h = hash_str(keys[i]) & (cap - 1); slot[h] != SIZE_MAX; h = (h + 1) & (cap - 1))
+			if (!strcmp(keys[g->first[slot[h]]], keys[i]))
 				break;
-			clash |= fnv1a(k) == hash; /* the same name for another key */
-		}
 		if (slot[h] == SIZE_MAX) {
+			if (stable_name(rd, ingress ? 'i' : 'e', keys[i], g->name[g->n]) < 0)
+				goto out;
 			slot[h] = g->n;
-			snprintf(g->name[g->n], sizeof(g->name[0]), "%c%016llx", ingress ? 'i' : 'e',
-				 (unsigned long long)hash);
-			if (clash)
-				snprintf(g->name[g->n] + 17, sizeof(g->name[0]) - 17, "_%zu", g->n);
 			g->first[g->n++] = i;
 		}
 		g->of[i] = slot[h];
@@ -1298,9 +1279,9 @@ static int nft_endpoints(struct render *r, struct cache *c)
 	const struct world *w = r->w;
 	struct groups ge, gi;
 
-	if (group_eps(w, false, &ge) < 0)
+	if (group_eps(r, false, &ge) < 0)
 		return -1;
-	if (group_eps(w, true, &gi) < 0) {
+	if (group_eps(r, true, &gi) < 0) {
 		groups_free(&ge);
 		return -1;
 	}
