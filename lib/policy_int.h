@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef LARCH_POLICY_INT_H
+#define LARCH_POLICY_INT_H
+
+/*
+ * Inside the policy compiler: the world it compiles from, and the state of
+ * one rendering, shared by lib/policy_compile.c (the world, the nftables
+ * ruleset, the policy chains and sets of both backends) and
+ * lib/policy_ipt.c (the iptables endpoint chains and dispatch).
+ */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "hmap.h"
+#include "policy.h"
+
+struct w_ep {
+	const char *handle, *tenant, *segment, *ns, *host;
+	json_t *labels, *sgs;
+	struct prefix a[2];
+	size_t na;
+	bool local;
+	char ifname[16];
+	/* local endpoints: the policies that select it, per direction */
+	size_t *pin, *pout;
+	size_t npin, npout;
+};
+
+struct w_block {
+	const char *tenant, *segment;
+	struct prefix cidr;
+};
+
+struct w_tenant {
+	const char *name;
+	enum isolation iso;
+};
+
+struct world {
+	json_t *hold;              /* the inputs, borrowed from */
+	const char *host;
+	struct w_ep *eps;
+	size_t neps, nlocal;
+	struct w_block *blocks;
+	size_t nblocks;
+	struct w_tenant *tenants;
+	size_t ntenants;
+	struct prefix *hosts;
+	size_t nhosts;
+	struct policy *pols;
+	size_t npols;
+	struct policy *nss;
+	size_t nnss;
+	/* indexes: endpoints by namespace (then handle); policies by the
+	 * namespace they apply in (NULL first) */
+	struct w_ep **by_ns;
+	size_t *pol_by_ns;
+};
+
+struct render {
+	const struct world *w;
+	FILE *f;            /* the ruleset (iptables: the IPv4 rules) */
+	FILE *sets;         /* set declarations, written before the chains */
+	unsigned nset;
+	/* nftables: set number -> name, policy -> its chains' name (see
+	 * stable_name) */
+	char (*set_name)[24];
+	char (*pol_name)[24];
+	struct hmap names;  /* the names given so far */
+	bool ipt;           /* iptables-restore and ipset restore syntax */
+	FILE *f6;           /* iptables: the IPv6 rules */
+	const char *t;      /* iptables: the prefix of chain and set names */
+};
+
+/* iptables: a set's name; generation 0 here, the agent renumbers it when it
+ * applies (ipset names are global: a new ruleset gets new sets). */
+#define IPT_SET "%s-0-%u"
+
+/* The blocks of a tenant (segment NULL) or segment, per family: set numbers. */
+struct blockset {
+	const char *tenant, *segment;
+	unsigned s[2];
+};
+
+/* Selector peers with the same meaning share one set: key -> set number. */
+struct peerset {
+	char *key;
+	unsigned set;
+};
+
+struct cache {
+	struct blockset *v;
+	size_t n;
+	unsigned hosts[2];
+	bool hosts_done;
+	struct hmap peers;
+};
+
+void put_comment(FILE *f, char kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#define comment_line(f, ...) put_comment(f, 'n', __VA_ARGS__)
+#define hash_line(f, ...) put_comment(f, '#', __VA_ARGS__)
+void block_sets(struct render *r, struct cache *c, const char *tenant, const char *segment,
+		unsigned out[2]);
+enum isolation tenant_iso(const struct world *w, const char *tenant);
+
+/* lib/policy_ipt.c */
+void ipt_endpoint_chains(struct render *r, struct cache *c, const struct w_ep *e);
+void ipt_top(struct render *r);
+char *hoist_chains(const char *body);
+
+#endif
