@@ -157,6 +157,7 @@ bench: deps
 	$(Q)bench/run.sh
 	$(Q)bench/cni.sh
 	$(Q)bench/datapath.sh
+	$(Q)bench/converge.sh 90
 	$(Q)bench/policy.sh 3500 12000 3
 	$(Q)FIREWALL=iptables bench/policy.sh 3500 12000 1
 	$(Q)bench/policy_datapath.sh 3 5 200 10000
