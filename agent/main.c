@@ -38,6 +38,7 @@
 #include "agent.h"
 #include "error.h"
 #include "httpc.h"
+#include "kept.h"
 #include "log.h"
 
 struct opts {
@@ -55,6 +56,7 @@ static struct opts o = {.server = "unix:/run/larch/larchd.sock",
 			.table = "larch",
 			.resync = 30,
 			.proto = NL_PROTO_LARCH};
+static struct kept *kept; /* the firewall's inputs, kept between passes */
 /* The ruleset in force (what the last successful apply sent). */
 static char *fw_last;
 static char token[512];
@@ -299,15 +301,11 @@ static void remember_handles(json_t *endpoints)
 
 /* Compile larchd's policy for this host and apply it when it changed (or,
  * force: a resync, when the table is gone). 0, or -1 with the previous
- * ruleset left in force. */
+ * ruleset left in force. The policy's inputs are kept between passes
+ * (kept.c). */
 static int firewall_pass(struct httpc *h, bool force)
 {
-	static const char *const lists[][2] = {
-		{ "tenants", "/v1/tenants" }, { "blocks", "/v1/blocks" }, { "hosts", "/v1/hosts" },
-		{ "endpoints", "/v1/endpoints" }, { "policies", "/v1/policies" },
-		{ "namespaces", "/v1/namespaces" },
-	};
-	json_t *state = json_object(), *x;
+	json_t *state = NULL;
 	struct error err = {0};
 	char errbuf[2048];
 	char *text = NULL;
@@ -315,10 +313,12 @@ static int firewall_pass(struct httpc *h, bool force)
 	double t0 = now_s(), t1;
 	int r = -1;
 
-	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
-		if (get_json(h, lists[i][1], &x) < 0)
-			goto out;
-		json_object_set_new(state, lists[i][0], x);
+	/* a resync reads larchd's lists whole; other passes only the feed */
+	if (kept_sync(kept, h, force) < 0)
+		goto out;
+	if (!(state = kept_state(kept))) {
+		log_warnx("firewall: out of memory; the previous ruleset stays");
+		goto out;
 	}
 	if (!(text = fw_render(state, o.host, o.table, o.fw, &nlocal_eps, &err))) {
 		log_warnx("firewall: cannot compile the policy: %s; the previous ruleset stays",
@@ -544,7 +544,9 @@ static char *metrics_text(void)
 		     "# TYPE larch_agent_firewall_compile_seconds gauge\n"
 		     "larch_agent_firewall_compile_seconds %.6f\n"
 		     "# TYPE larch_agent_firewall_apply_seconds gauge\n"
-		     "larch_agent_firewall_apply_seconds %.6f\n",
+		     "larch_agent_firewall_apply_seconds %.6f\n"
+		     "# TYPE larch_agent_firewall_list_reads_total counter\n"
+		     "larch_agent_firewall_list_reads_total %lu\n",
 		     (unsigned long)m.passes, (unsigned long)m.pass_errors, (unsigned long)m.added,
 		     (unsigned long)m.replaced, (unsigned long)m.removed,
 		     (unsigned long)m.feed_errors, (unsigned long)m.routes,
@@ -552,7 +554,7 @@ static char *metrics_text(void)
 		     (double)m.last_pass_seconds, (long)m.last_ok, (unsigned long)m.fw_applies,
 		     (unsigned long)m.fw_errors, (unsigned long)m.fw_endpoints,
 		     (unsigned long)m.fw_bytes, (double)m.fw_compile_seconds,
-		     (double)m.fw_apply_seconds) < 0)
+		     (double)m.fw_apply_seconds, kept_loads(kept)) < 0)
 		return NULL;
 	return s;
 }
@@ -589,6 +591,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		}
 		asprintf(&body, "{\"revision\":%lu,\"routes\":%lu}\n", rev, (unsigned long)m.routes);
 		return reply(c, 200, "application/json", body);
+	}
+	if (!strcmp(method, "GET") && !strcmp(url, "/v1/ruleset")) {
+		pthread_mutex_lock(&pass_lock);
+		body = fw_last ? strdup(fw_last) : NULL;
+		pthread_mutex_unlock(&pass_lock);
+		if (body)
+			return reply(c, 200, "text/plain", body);
+		asprintf(&body, "{\"error\":{\"code\":\"not_found\",\"message\":\"no ruleset "
+				"in force yet (or --firewall none)\"}}\n");
+		return reply(c, 404, "application/json", body);
 	}
 	if (!strcmp(method, "GET") && !strcmp(url, "/metrics")) {
 		body = metrics_text();
@@ -744,6 +756,8 @@ int main(int argc, char **argv)
 	if ((ret = nl_open(&nl)) < 0 || (ret = nl_open(&nl_sock)) < 0)
 		fatalx("netlink: %s", strerror(-ret));
 	rc = reconciler_new();
+	if (!(kept = kept_new()))
+		fatalx("out of memory");
 	h = client(10000);
 	if (o.once) {
 		if (register_host(h) < 0)
@@ -751,6 +765,7 @@ int main(int argc, char **argv)
 		rev = pass(h, nl, true);
 		log_info("one pass %s at revision %lu", rev ? "done" : "failed", rev);
 		forget_handles();
+		kept_free(kept);
 		httpc_free(h);
 		nl_close(nl);
 		nl_close(nl_sock);
@@ -830,6 +845,7 @@ retry:
 	nl_close(nl_sock);
 	reconciler_free(rc);
 	forget_handles();
+	kept_free(kept);
 	free(fw_last);
 	if (o.fw == FW_IPT)
 		log_info("stopped; the firewall chains %s-* and their sets stay in force", o.table);

@@ -9,48 +9,60 @@ usage: policy_world.py LOCAL_ENDPOINTS POLICIES [CHANGE]
   port from another app of the same namespace, and from a namespace selector.
   CHANGE=1 adds one more local endpoint, CHANGE=policy changes the port of
   one policy (the incremental cases).
+bench/policy_agent.py loads the same world into larchd (world() below).
 """
 import json
 import sys
 
-nlocal, npol = int(sys.argv[1]), int(sys.argv[2])
-extra = len(sys.argv) > 3 and sys.argv[3] == "1"
-change_policy = len(sys.argv) > 3 and sys.argv[3] == "policy"
 NS, APPS, HOSTS = 100, 10, 10
-tenants = [{"name": "t%d" % i, "isolation": "segment"} for i in range(NS)]
-hosts = [{"name": "h%d" % (i + 1), "address": "192.168.0.%d" % (i + 1)} for i in range(HOSTS)]
-blocks, eps = [], []
-total = 2 * nlocal + (1 if extra else 0)
-for i in range(total):
-    local = i < nlocal or i == total - 1 and extra
-    host = "h1" if local else "h%d" % (2 + i % (HOSTS - 1))
+
+
+def endpoint(i, host):
+    """Endpoint i of the world (without its address)."""
     ns = i % NS
-    a = 0x0A400000 + i + 1  # 10.64.0.0/12 and up
-    addr = "%d.%d.%d.%d" % (a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255)
-    eps.append({"handle": "pod-%d:eth0" % i, "tenant": "t%d" % ns, "segment": "s",
-                "host": host, "namespace": "ns%d" % ns,
-                "labels": {"app": "app%d" % ((i // NS) % APPS)},
-                "addresses": [{"address": addr}]})
-for i in range(0, total, 16):
-    a = 0x0A400000 + i
-    blocks.append({"cidr": "%d.%d.%d.%d/28" % (a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255),
-                   "tenant": "t%d" % ((i // 16) % NS), "segment": "s", "host": "h1"})
-namespaces = [{"kind": "Namespace", "metadata": {"name": "ns%d" % i,
-                                                 "labels": {"team": "team%d" % (i % 10)}}}
-              for i in range(NS)]
-pols = []
-for k in range(npol):
+    return {"handle": "pod-%d:eth0" % i, "tenant": "t%d" % ns, "segment": "s",
+            "host": host, "namespace": "ns%d" % ns,
+            "labels": {"app": "app%d" % ((i // NS) % APPS)}}
+
+
+def policy(k, port_shift=0):
+    """NetworkPolicy k of the world; port_shift changes its port."""
     ns = k % NS
     app = (k // NS) % APPS
-    pols.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-                 "metadata": {"name": "p%d" % k, "namespace": "ns%d" % ns},
-                 "spec": {"podSelector": {"matchLabels": {"app": "app%d" % app}},
-                          "ingress": [{"from": [
-                              {"podSelector": {"matchLabels": {"app": "app%d" % ((app + 1) % APPS)}}},
-                              {"namespaceSelector": {"matchLabels": {"team": "team%d" % (k % 10)}},
-                               "podSelector": {"matchLabels": {"app": "app0"}}}],
-                                       "ports": [{"protocol": "TCP", "port": 1000 + k % 5000
-                                                  + (7 if change_policy and k == 0 else 0)}]}]}})
-json.dump({"host": "h1", "tenants": {"items": tenants}, "hosts": {"items": hosts},
-           "blocks": {"items": blocks}, "endpoints": {"items": eps},
-           "policies": {"items": pols}, "namespaces": {"items": namespaces}}, sys.stdout)
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "p%d" % k, "namespace": "ns%d" % ns},
+            "spec": {"podSelector": {"matchLabels": {"app": "app%d" % app}},
+                     "ingress": [{"from": [
+                         {"podSelector": {"matchLabels": {"app": "app%d" % ((app + 1) % APPS)}}},
+                         {"namespaceSelector": {"matchLabels": {"team": "team%d" % (k % 10)}},
+                          "podSelector": {"matchLabels": {"app": "app0"}}}],
+                                  "ports": [{"protocol": "TCP", "port": 1000 + k % 5000 + port_shift}]}]}}
+
+
+def world(nlocal, npol, extra=False, change_policy=False):
+    tenants = [{"name": "t%d" % i, "isolation": "segment"} for i in range(NS)]
+    hosts = [{"name": "h%d" % (i + 1), "address": "192.168.0.%d" % (i + 1)} for i in range(HOSTS)]
+    blocks, eps = [], []
+    total = 2 * nlocal + (1 if extra else 0)
+    for i in range(total):
+        local = i < nlocal or i == total - 1 and extra
+        e = endpoint(i, "h1" if local else "h%d" % (2 + i % (HOSTS - 1)))
+        a = 0x0A400000 + i + 1  # 10.64.0.0/12 and up
+        e["addresses"] = [{"address": "%d.%d.%d.%d" % (a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255)}]
+        eps.append(e)
+    for i in range(0, total, 16):
+        a = 0x0A400000 + i
+        blocks.append({"cidr": "%d.%d.%d.%d/28" % (a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255),
+                       "tenant": "t%d" % ((i // 16) % NS), "segment": "s", "host": "h1"})
+    namespaces = [{"kind": "Namespace", "metadata": {"name": "ns%d" % i,
+                                                     "labels": {"team": "team%d" % (i % 10)}}}
+                  for i in range(NS)]
+    pols = [policy(k, 7 if change_policy and k == 0 else 0) for k in range(npol)]
+    return {"host": "h1", "tenants": {"items": tenants}, "hosts": {"items": hosts},
+            "blocks": {"items": blocks}, "endpoints": {"items": eps},
+            "policies": {"items": pols}, "namespaces": {"items": namespaces}}
+
+
+if __name__ == "__main__":
+    change = sys.argv[3] if len(sys.argv) > 3 else ""
+    json.dump(world(int(sys.argv[1]), int(sys.argv[2]), change == "1", change == "policy"), sys.stdout)

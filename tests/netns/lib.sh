@@ -49,7 +49,7 @@ cluster_down() {
 
 larchd_start() {
 	"$BIN/larchd" --listen none --unix "$DIR/larchd.sock" --db "$DIR/larch.db" \
-		--block-cooldown 5 2>>"$DIR/larchd.log" &
+		--block-cooldown 5 ${LARCHD_FLAGS:-} 2>>"$DIR/larchd.log" &
 	echo $! >"$DIR/larchd.pid"
 	local i=0
 	until [ -S "$DIR/larchd.sock" ] && larchctl health >/dev/null 2>&1; do

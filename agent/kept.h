@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef LARCH_KEPT_H
+#define LARCH_KEPT_H
+#include <jansson.h>
+#include <stdbool.h>
+
+/* The firewall's inputs (larchd's lists), kept between passes and brought
+ * up to date from the change feed (kept.c). */
+struct httpc;
+struct kept;
+
+struct kept *kept_new(void);
+void kept_free(struct kept *k);
+/* Forget everything: the next kept_sync reads the lists whole. */
+void kept_reset(struct kept *k);
+/* Bring k up to larchd's newest revision: the lists whole when whole is set
+ * or nothing is kept yet, then the change feed. 0, or -1 (logged) with k
+ * reset. */
+int kept_sync(struct kept *k, struct httpc *h, bool whole);
+/* The lists as fw_render reads them: {"tenants": {"items": [...]}, ...}. */
+json_t *kept_state(struct kept *k);
+/* How many times the lists were read whole. */
+unsigned long kept_loads(const struct kept *k);
+#endif

@@ -1,0 +1,130 @@
+#!/bin/bash
+# TAP: the agent keeps the policy's inputs between passes and follows
+# larchd's change feed (agent/kept.c) instead of reading every list again.
+# After each kind of change through the API, the ruleset the agent has in
+# force (GET /v1/ruleset on its socket) must be exactly what
+# `larch-agent --render` makes of larchd's lists read whole at that moment.
+# Both backends (FIREWALL=nft, then iptables). One agent in a namespace of
+# its own; larchd on a unix socket. Run as root (make netns runs it).
+set -u
+cd "$(dirname "$0")/../.."
+# a short feed, so that the test can outrun it; no block comes back from its
+# cool-down during the test (nothing changes but what the test changes)
+LARCHD_FLAGS="--feed-retention 20 --block-cooldown 3600"
+. tests/netns/lib.sh
+trap cluster_down EXIT INT TERM
+. tests/netns/tap.sh
+
+cluster_dir
+larchd_start || { echo "Bail out! larchd did not start"; exit 1; }
+topology
+api() { curl -sf --unix-socket "$DIR/larchd.sock" -X "$1" -H 'Content-Type: application/json' \
+	${3:+-d "$3"} "http://l$2" >/dev/null; }
+agent() { curl -sf --unix-socket "$DIR/agent-h11.sock" "$@"; }
+metric() { agent http://a/metrics | awk -v m="$1" '$1 == m {print $2}'; }
+api POST /v1/hosts '{"name": "h12", "address": "192.168.1.12", "group": "rack1"}'
+
+# larchd's lists read whole now, as --render reads them
+fresh() {
+	local k
+	for k in tenants blocks hosts endpoints policies namespaces; do
+		curl -sf --unix-socket "$DIR/larchd.sock" "http://l/v1/$k" >"$DIR/list-$k.json" || return 1
+	done
+	python3 -c 'import json, sys
+d = sys.argv[1]
+print(json.dumps({k: json.load(open("%s/list-%s.json" % (d, k))) for k in
+                  ("tenants", "blocks", "hosts", "endpoints", "policies", "namespaces")}))' "$DIR" \
+		>"$DIR/state.json"
+}
+
+# same WHAT: a pass (it catches up with the feed), then the ruleset in force
+# against a render of the fresh lists
+same() {
+	agent -X POST http://a/v1/sync >/dev/null || { not_ok "$FW: $1: sync"; return; }
+	agent http://a/v1/ruleset >"$DIR/kept.rules" || { not_ok "$FW: $1: no ruleset"; return; }
+	fresh || { not_ok "$FW: $1: lists"; return; }
+	"$BIN/larch-agent" --host h11 --firewall "$FW" --render "$DIR/state.json" >"$DIR/fresh.rules" ||
+		{ not_ok "$FW: $1: render"; return; }
+	if cmp -s "$DIR/kept.rules" "$DIR/fresh.rules"; then
+		ok "$FW: $1: the ruleset in force is what the lists read whole give"
+	else
+		not_ok "$FW: $1: the ruleset in force is what the lists read whole give"
+		diff "$DIR/fresh.rules" "$DIR/kept.rules" | head -20 | diag
+	fi
+}
+
+for FW in nft iptables; do
+	ip netns add "$NSP-h11"
+	ns h11 ip link set lo up
+	ip netns exec "$NSP-h11" "$BIN/larch-agent" --server "unix:$DIR/larchd.sock" --host h11 \
+		--address 192.168.1.11 --group rack1 --socket "$DIR/agent-h11.sock" --resync 3600 \
+		--firewall "$FW" 2>>"$DIR/agent-h11.log" &
+	echo $! >"$DIR/agent-h11.pid"
+	check "$FW: agent up" wait_for 10 agent http://a/healthz -o /dev/null
+	same "start"
+	reads=$(metric larch_agent_firewall_list_reads_total)
+
+	u=$FW # endpoints and documents of this round have names of their own
+	api POST /v1/endpoints "{\"endpoints\": [
+	  {\"handle\": \"$u-a\", \"tenant\": \"t1\", \"segment\": \"web\", \"host\": \"h11\", \"namespace\": \"shop\", \"labels\": {\"app\": \"web\"}},
+	  {\"handle\": \"$u-b\", \"tenant\": \"t1\", \"segment\": \"db\", \"host\": \"h11\", \"namespace\": \"shop\", \"labels\": {\"app\": \"db\"}},
+	  {\"handle\": \"$u-c\", \"tenant\": \"t2\", \"segment\": \"web\", \"host\": \"h11\", \"namespace\": \"ops\"},
+	  {\"handle\": \"$u-d\", \"tenant\": \"t1\", \"segment\": \"db\", \"host\": \"h12\", \"namespace\": \"shop\", \"labels\": {\"app\": \"db\"}},
+	  {\"handle\": \"$u-e\", \"tenant\": \"t2\", \"segment\": \"web\", \"host\": \"h12\", \"namespace\": \"ops\", \"labels\": {\"app\": \"db\"}}]}"
+	same "endpoints and their blocks added"
+	api POST /v1/namespaces '{"name": "ops", "labels": {"team": "a"}}'
+	same "a namespace's labels"
+	api POST /v1/policies '{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+	  "metadata": {"name": "web", "namespace": "shop"}, "spec": {"podSelector": {"matchLabels": {"app": "web"}},
+	  "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "db"}}},
+	    {"namespaceSelector": {"matchLabels": {"team": "a"}}, "podSelector": {"matchLabels": {"app": "db"}}}],
+	    "ports": [{"protocol": "TCP", "port": 80}]}]}}'
+	same "a NetworkPolicy added"
+	api POST /v1/policies '{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+	  "metadata": {"name": "web", "namespace": "shop"}, "spec": {"podSelector": {"matchLabels": {"app": "web"}},
+	  "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "db"}}}], "ports": [{"protocol": "TCP", "port": 8080}]}]}}'
+	same "the NetworkPolicy replaced"
+	api PATCH "/v1/endpoints/$u-d" '{"labels": {"app": "cache"}}'
+	same "a peer's labels changed"
+	api POST /v1/policies '{"kind": "Policy", "name": "db-in", "applies_to": {"tenant": "t1", "segment": "db"},
+	  "ingress": [{"from": [{"tenant": "t2"}, {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}, {"host": true}],
+	  "ports": [{"protocol": "udp", "port": 53}]}]}'
+	api POST /v1/policies '{"kind": "SecurityGroup", "name": "sg", "rules": [
+	  {"direction": "ingress", "ethertype": "IPv4", "protocol": "tcp", "port_range_min": 22, "port_range_max": 22, "remote_group": "sg"},
+	  {"direction": "egress", "ethertype": "IPv4"}]}'
+	api PATCH "/v1/endpoints/$u-c" '{"security_groups": ["sg"]}'
+	same "a Policy and a SecurityGroup added"
+	api POST /v1/hosts "{\"name\": \"$u-h13\", \"address\": \"192.168.1.$([ "$FW" = nft ] && echo 13 || echo 14)\", \"group\": \"rack1\"}"
+	same "a host added (host peers)"
+	api PATCH /v1/tenants/t2 '{"isolation": "tenant"}'
+	same "a tenant's isolation"
+	api DELETE "/v1/endpoints/$u-e"
+	api DELETE "/v1/endpoints/$u-d"
+	same "endpoints deleted"
+	api DELETE /v1/namespaces/ops
+	api DELETE /v1/policies/NetworkPolicy/shop/web
+	api DELETE /v1/policies/Policy/db-in
+	same "documents deleted"
+	check "$FW: every pass after the first read the change feed, not the lists" \
+		test "$(metric larch_agent_firewall_list_reads_total)" = "$reads"
+
+	# Changes the agent cannot see happen (stopped), more than larchd's
+	# feed keeps: it must read the lists whole again, and end up equal.
+	kill -STOP "$(cat "$DIR/agent-h11.pid")"
+	since=$(curl -sf --unix-socket "$DIR/larchd.sock" http://l/healthz | python3 -c 'import json, sys; print(json.load(sys.stdin)["revision"])')
+	for i in $(seq 1 25); do api PATCH "/v1/endpoints/$u-a" "{\"labels\": {\"app\": \"web\", \"n\": \"$i\"}}"; done
+	api POST /v1/endpoints "{\"handle\": \"$u-f\", \"tenant\": \"t1\", \"segment\": \"web\", \"host\": \"h11\", \"namespace\": \"shop\"}"
+	gone() { [ "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$DIR/larchd.sock" "http://l/v1/changes?since=$since")" = 410 ]; }
+	check "$FW: larchd compacted its feed past the stopped agent" wait_for 15 gone
+	kill -CONT "$(cat "$DIR/agent-h11.pid")"
+	same "after the feed was compacted past the agent"
+	check "$FW: ... which it read whole again" test "$(metric larch_agent_firewall_list_reads_total)" -gt "$reads"
+
+	# clean up this round: the endpoints, the agent and its namespace
+	for e in a b c f; do api DELETE "/v1/endpoints/$u-$e"; done
+	api DELETE /v1/policies/SecurityGroup/sg
+	api PATCH /v1/tenants/t2 '{"isolation": "segment"}'
+	agent_stop h11
+	ip netns del "$NSP-h11"
+done
+tap_end
