@@ -53,12 +53,14 @@ int reconcile_routes(struct reconciler *rc, struct nl *nl, const struct agent_cf
 
 /* firewall.c */
 struct error;
+struct policy_cache;
 enum fw_kind { FW_NONE, FW_NFT, FW_IPT };
 /* state: {"tenants", "blocks", "hosts", "endpoints", "policies", "namespaces"}, each
  * larchd's list answer ({"items": [...]}). Returns the ruleset (malloc'd):
- * table is the nftables table, or for iptables the prefix of chains and sets. */
+ * table is the nftables table, or for iptables the prefix of chains and sets.
+ * pc (may be NULL) keeps the parsed documents for the next call. */
 char *fw_render(json_t *state, const char *host, const char *table, enum fw_kind kind,
-		size_t *nlocal, struct error *err);
+		size_t *nlocal, struct policy_cache *pc, struct error *err);
 /* Apply a rendered ruleset whole, or leave the previous one (-1, the
  * tools' message in errbuf). */
 int fw_apply(enum fw_kind kind, const char *table, const char *text, char *errbuf, size_t errlen);

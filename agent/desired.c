@@ -207,16 +207,50 @@ static int space_routes(const struct agent_cfg *cfg, json_t *space, struct desir
 	return 0;
 }
 
+static int cmp_ifname(const void *a, const void *b)
+{
+	return strcmp(((const struct if_nameindex *)a)->if_name,
+		      ((const struct if_nameindex *)b)->if_name);
+}
+
+/* The host's interfaces sorted by name (one netlink dump instead of a
+ * socket and an ioctl per endpoint), or NULL. */
+static struct if_nameindex *ifs_sorted(size_t *n)
+{
+	struct if_nameindex *ifs = if_nameindex();
+
+	*n = 0;
+	if (!ifs)
+		return NULL;
+	while (ifs[*n].if_index)
+		(*n)++;
+	qsort(ifs, *n, sizeof(*ifs), cmp_ifname);
+	return ifs;
+}
+
+static int ifindex_of(const struct if_nameindex *ifs, size_t n, char *name)
+{
+	struct if_nameindex key = {.if_name = name}, *f;
+
+	if (!ifs)
+		return (int)if_nametoindex(name);
+	f = bsearch(&key, ifs, n, sizeof(*ifs), cmp_ifname);
+	return f ? (int)f->if_index : 0;
+}
+
 int desired_build(const struct agent_cfg *cfg, json_t *tree, json_t *endpoints,
 		  struct desired *d)
 {
 	json_t *space, *ep, *a;
-	size_t i, k;
+	size_t i, k, nifs;
+	struct if_nameindex *ifs;
+	int r = -1;
 
 	json_array_foreach(json_object_get(tree, "spaces"), i, space) {
 		if (space_routes(cfg, space, d) < 0)
 			return -1;
 	}
+	ifs = ifs_sorted(&nifs);
 	json_array_foreach(json_object_get(endpoints, "items"), i, ep) {
 		const char *handle = json_string_value(json_object_get(ep, "handle"));
 		char ifname[IFNAMSIZ];
@@ -225,24 +259,26 @@ int desired_build(const struct agent_cfg *cfg, json_t *tree, json_t *endpoints,
 		if (!handle)
 			continue;
 		wire_host_ifname(handle, ifname);
-		ifindex = (int)if_nametoindex(ifname);
+		ifindex = ifindex_of(ifs, nifs, ifname);
 		if (!ifindex) {
 			d->missing_ifaces++;
 			continue;
 		}
 		json_array_foreach(json_object_get(ep, "addresses"), k, a) {
-			struct nl_route r = {.type = NL_RT_UNICAST, .protocol = cfg->proto,
-					     .oif = ifindex};
+			struct nl_route rt = {.type = NL_RT_UNICAST, .protocol = cfg->proto,
+					      .oif = ifindex};
 
 			if (addr_parse(json_string_value(json_object_get(a, "address")) ?: "",
-				       &r.dst, "address", NULL) < 0)
-				return -1;
-			if (push(d, &r, "endpoint %s", handle) < 0)
-				return -1;
-			if (r.dst.family == 6 && cfg->uplink_index &&
-			    push_proxy(d, 6, r.dst.addr) < 0)
-				return -1;
+				       &rt.dst, "address", NULL) < 0 ||
+			    push(d, &rt, "endpoint %s", handle) < 0 ||
+			    (rt.dst.family == 6 && cfg->uplink_index &&
+			     push_proxy(d, 6, rt.dst.addr) < 0))
+				goto out;
 		}
 	}
-	return 0;
+	r = 0;
+out:
+	if (ifs)
+		if_freenameindex(ifs);
+	return r;
 }

@@ -44,14 +44,14 @@ static void host_ifname(const char *handle, char out[16])
 }
 
 char *fw_render(json_t *state, const char *host, const char *table, enum fw_kind kind,
-		size_t *nlocal, struct error *err)
+		size_t *nlocal, struct policy_cache *pc, struct error *err)
 {
 	struct world *w;
 	char *text;
 
 #define ITEMS(k) json_object_get(json_object_get(state, k), "items")
 	w = policy_world(ITEMS("tenants"), ITEMS("blocks"), ITEMS("hosts"), ITEMS("endpoints"),
-			 ITEMS("policies"), ITEMS("namespaces"), host, host_ifname, err);
+			 ITEMS("policies"), ITEMS("namespaces"), host, host_ifname, pc, err);
 #undef ITEMS
 	if (!w)
 		return NULL;

@@ -39,6 +39,7 @@
 #include "error.h"
 #include "httpc.h"
 #include "kept.h"
+#include "policy.h"
 #include "log.h"
 
 struct opts {
@@ -57,6 +58,7 @@ static struct opts o = {.server = "unix:/run/larch/larchd.sock",
 			.resync = 30,
 			.proto = NL_PROTO_LARCH};
 static struct kept *kept; /* the firewall's inputs, kept between passes */
+static struct policy_cache *pcache; /* and their documents, parsed */
 /* The ruleset in force (what the last successful apply sent). */
 static char *fw_last;
 static char token[512];
@@ -320,7 +322,7 @@ static int firewall_pass(struct httpc *h, bool force)
 		log_warnx("firewall: out of memory; the previous ruleset stays");
 		goto out;
 	}
-	if (!(text = fw_render(state, o.host, o.table, o.fw, &nlocal_eps, &err))) {
+	if (!(text = fw_render(state, o.host, o.table, o.fw, &nlocal_eps, pcache, &err))) {
 		log_warnx("firewall: cannot compile the policy: %s; the previous ruleset stays",
 			  err.msg);
 		goto out;
@@ -658,7 +660,7 @@ static int render_file(const char *path)
 		fprintf(stderr, "larch-agent: %s:%d: %s\n", path, je.line, je.text);
 		return 1;
 	}
-	text = fw_render(state, o.host, o.table, o.fw == FW_IPT ? FW_IPT : FW_NFT, NULL, &err);
+	text = fw_render(state, o.host, o.table, o.fw == FW_IPT ? FW_IPT : FW_NFT, NULL, NULL, &err);
 	json_decref(state);
 	if (!text) {
 		fprintf(stderr, "larch-agent: %s: %s\n", path, err.msg);
@@ -756,7 +758,7 @@ int main(int argc, char **argv)
 	if ((ret = nl_open(&nl)) < 0 || (ret = nl_open(&nl_sock)) < 0)
 		fatalx("netlink: %s", strerror(-ret));
 	rc = reconciler_new();
-	if (!(kept = kept_new()))
+	if (!(kept = kept_new()) || !(pcache = policy_cache_new()))
 		fatalx("out of memory");
 	h = client(10000);
 	if (o.once) {
@@ -766,6 +768,7 @@ int main(int argc, char **argv)
 		log_info("one pass %s at revision %lu", rev ? "done" : "failed", rev);
 		forget_handles();
 		kept_free(kept);
+		policy_cache_free(pcache);
 		httpc_free(h);
 		nl_close(nl);
 		nl_close(nl_sock);
@@ -846,6 +849,7 @@ retry:
 	reconciler_free(rc);
 	forget_handles();
 	kept_free(kept);
+	policy_cache_free(pcache);
 	free(fw_last);
 	if (o.fw == FW_IPT)
 		log_info("stopped; the firewall chains %s-* and their sets stay in force", o.table);

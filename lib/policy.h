@@ -108,13 +108,26 @@ const char *isolation_name(enum isolation iso);
 struct world;
 
 /*
+ * Parsed policy and namespace documents kept from one policy_world call to
+ * the next, keyed by the JSON object itself: a caller that hands the same
+ * (unchanged, never modified) object again gets it parsed only once. Each
+ * call drops the documents it was not given.
+ */
+struct policy_cache;
+struct policy_cache *policy_cache_new(void);
+void policy_cache_free(struct policy_cache *pc);
+
+/*
  * From larchd's lists (each the "items" array of its GET): /v1/tenants,
  * /v1/blocks, /v1/hosts, /v1/endpoints, /v1/policies, /v1/namespaces.
  * ifname(handle) names the host side of a local endpoint's interface.
+ * pc (may be NULL): a world built with it is valid until the next
+ * policy_world call with the same cache, or until policy_cache_free.
  */
 struct world *policy_world(json_t *tenants, json_t *blocks, json_t *hosts, json_t *endpoints,
 			   json_t *policies, json_t *namespaces, const char *host,
-			   void (*ifname)(const char *handle, char out[16]), struct error *err);
+			   void (*ifname)(const char *handle, char out[16]),
+			   struct policy_cache *pc, struct error *err);
 void policy_world_free(struct world *w);
 /* How many local endpoints the ruleset covers. */
 size_t policy_world_local(const struct world *w);

@@ -58,9 +58,9 @@ void policy_world_free(struct world *w)
 		free(w->eps[i].pin);
 		free(w->eps[i].pout);
 	}
-	for (size_t i = 0; i < w->npols; i++)
+	for (size_t i = 0; i < w->npols && !w->cached; i++)
 		policy_release(&w->pols[i]);
-	for (size_t i = 0; i < w->nnss; i++)
+	for (size_t i = 0; i < w->nnss && !w->cached; i++)
 		policy_release(&w->nss[i]);
 	free(w->by_ns);
 	free(w->pol_by_ns);
@@ -249,9 +249,100 @@ static int push_idx(size_t **v, size_t *n, size_t x)
 	return 0;
 }
 
+struct pc_ent {
+	json_t *doc;        /* a reference: its address is the key */
+	struct policy p;
+	unsigned gen;       /* the last policy_world call that used it */
+};
+
+struct policy_cache {
+	struct hmap m;
+	unsigned gen;
+};
+
+struct policy_cache *policy_cache_new(void)
+{
+	return calloc(1, sizeof(struct policy_cache));
+}
+
+static void pc_drop(struct pc_ent *e)
+{
+	policy_release(&e->p);
+	json_decref(e->doc);
+	free(e);
+}
+
+void policy_cache_free(struct policy_cache *pc)
+{
+	struct pc_ent *e;
+	size_t it = 0;
+
+	if (!pc)
+		return;
+	while ((e = hmap_next(&pc->m, &it)))
+		pc_drop(e);
+	hmap_release(&pc->m);
+	free(pc);
+}
+
+static uint64_t hash_doc(const json_t *doc)
+{
+	return hash_mix((uint64_t)(uintptr_t)doc, 0x9e3779b97f4a7c15ULL);
+}
+
+static bool eq_doc(const void *val, const void *key)
+{
+	return ((const struct pc_ent *)val)->doc == key;
+}
+
+/* Document o parsed into *out: from pc when it has o, else parsed (and
+ * kept in pc). Without pc, *out is the caller's to release. */
+static int parse_doc(struct policy_cache *pc, json_t *o, struct policy *out, struct error *err)
+{
+	struct pc_ent *e;
+	size_t slot;
+
+	if (!pc)
+		return policy_parse(o, out, err);
+	if (!(e = hmap_lookup(&pc->m, hash_doc(o), eq_doc, o, &slot))) {
+		if (!(e = calloc(1, sizeof(*e))))
+			goto oom;
+		if (policy_parse(o, &e->p, err) < 0) {
+			free(e);
+			return -1;
+		}
+		if (hmap_insert_at(&pc->m, slot, hash_doc(o), e) < 0) {
+			policy_release(&e->p);
+			free(e);
+			goto oom;
+		}
+		e->doc = json_incref(o);
+	}
+	e->gen = pc->gen;
+	*out = e->p;
+	return 0;
+oom:
+	error_set(err, ENOMEM, 500, "internal", "", "", "out of memory");
+	return -1;
+}
+
+/* Drop the documents the last call was not given. */
+static void pc_sweep(struct policy_cache *pc)
+{
+	struct pc_ent *e;
+	size_t it = 0;
+
+	while ((e = hmap_next(&pc->m, &it)))
+		if (e->gen != pc->gen) {
+			hmap_remove(&pc->m, hash_doc(e->doc), eq_doc, e->doc);
+			pc_drop(e);
+		}
+}
+
 struct world *policy_world(json_t *tenants, json_t *blocks, json_t *hosts, json_t *endpoints,
 			   json_t *policies, json_t *namespaces, const char *host,
-			   void (*ifname)(const char *handle, char out[16]), struct error *err)
+			   void (*ifname)(const char *handle, char out[16]),
+			   struct policy_cache *pc, struct error *err)
 {
 	struct world *w = calloc(1, sizeof(*w));
 	size_t i;
@@ -321,8 +412,11 @@ struct world *policy_world(json_t *tenants, json_t *blocks, json_t *hosts, json_
 		w->neps++;
 	}
 	qsort(w->eps, w->neps, sizeof(*w->eps), cmp_ep);
+	w->cached = pc != NULL;
+	if (pc)
+		pc->gen++;
 	json_array_foreach(policies, i, o) {
-		if (policy_parse(o, &w->pols[w->npols], err) < 0)
+		if (parse_doc(pc, o, &w->pols[w->npols], err) < 0)
 			goto fail;
 		if (w->pols[w->npols].kind == PK_NAMESPACE) {
 			w->nss[w->nnss++] = w->pols[w->npols];
@@ -331,10 +425,12 @@ struct world *policy_world(json_t *tenants, json_t *blocks, json_t *hosts, json_
 		w->npols++;
 	}
 	json_array_foreach(namespaces, i, o) {
-		if (policy_parse(o, &w->nss[w->nnss], err) < 0)
+		if (parse_doc(pc, o, &w->nss[w->nnss], err) < 0)
 			goto fail;
 		w->nnss++;
 	}
+	if (pc)
+		pc_sweep(pc);
 	qsort(w->nss, w->nnss, sizeof(*w->nss), cmp_ns_name);
 	w->by_ns = calloc(w->neps + 1, sizeof(*w->by_ns));
 	w->pol_by_ns = calloc(w->npols + 1, sizeof(*w->pol_by_ns));
@@ -564,35 +660,84 @@ static const char *fam_kw(uint8_t family)
 	return family == 4 ? "ip" : "ip6";
 }
 
-static void key_sel(FILE *f, const struct labelsel *s)
+/* A growing string, for the selector keys below (they are built for every
+ * peer of every policy on every pass: open_memstream and fprintf cost more
+ * than the matching). oom is set when it could not grow. */
+struct kbuf {
+	char *s;
+	size_t n, cap;
+	bool oom;
+};
+
+static void kb_put(struct kbuf *b, const char *s)
+{
+	size_t l = strlen(s);
+
+	if (b->oom)
+		return;
+	if (b->n + l + 1 > b->cap) {
+		size_t cap = (b->n + l + 1) * 2;
+		char *t = realloc(b->s, cap);
+
+		if (!t) {
+			b->oom = true;
+			return;
+		}
+		b->s = t;
+		b->cap = cap;
+	}
+	memcpy(b->s + b->n, s, l + 1);
+	b->n += l;
+}
+
+static void kb_uint(struct kbuf *b, unsigned v)
+{
+	char t[16], *p = t + sizeof(t);
+
+	*--p = 0;
+	do
+		*--p = (char)('0' + v % 10);
+	while (v /= 10);
+	kb_put(b, p);
+}
+
+static void key_sel(struct kbuf *b, const struct labelsel *s)
 {
 	for (size_t i = 0; i < s->n; i++) {
-		fprintf(f, "(%s %d", s->e[i].key, (int)s->e[i].op);
-		for (size_t j = 0; j < s->e[i].nvalues; j++)
-			fprintf(f, " %s", s->e[i].values[j]);
-		fputc(')', f);
+		kb_put(b, "(");
+		kb_put(b, s->e[i].key);
+		kb_put(b, " ");
+		kb_uint(b, (unsigned)s->e[i].op);
+		for (size_t j = 0; j < s->e[i].nvalues; j++) {
+			kb_put(b, " ");
+			kb_put(b, s->e[i].values[j]);
+		}
+		kb_put(b, ")");
 	}
 }
 
 /* What a selector means, as text: equal keys select the same endpoints. */
 static char *sel_key(const struct epsel *s, uint8_t family)
 {
-	char *k = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&k, &len);
+	const char *const parts[] = { s->tenant, s->segment, s->ns, s->handle, s->sg };
+	struct kbuf b = {0};
 
-	if (!f)
-		return NULL;
-	fprintf(f, "%u|%s|%s|%s|%s|%s|%d", family, s->tenant ?: "", s->segment ?: "", s->ns ?: "",
-		s->handle ?: "", s->sg ?: "", s->has_pods);
-	key_sel(f, &s->pods);
-	fprintf(f, "|%d", s->has_nss);
-	key_sel(f, &s->nss);
-	if (fclose(f) != 0) {
-		free(k);
+	kb_uint(&b, family);
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		kb_put(&b, "|");
+		kb_put(&b, parts[i] ?: "");
+	}
+	kb_put(&b, "|");
+	kb_uint(&b, s->has_pods);
+	key_sel(&b, &s->pods);
+	kb_put(&b, "|");
+	kb_uint(&b, s->has_nss);
+	key_sel(&b, &s->nss);
+	if (b.oom) {
+		free(b.s);
 		return NULL;
 	}
-	return k;
+	return b.s;
 }
 
 static bool eq_peerset(const void *val, const void *key)

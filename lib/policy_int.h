@@ -52,6 +52,7 @@ struct world {
 	size_t npols;
 	struct policy *nss;
 	size_t nnss;
+	bool cached;               /* pols and nss belong to a policy_cache */
 	/* indexes: endpoints by namespace (then handle); policies by the
 	 * namespace they apply in (NULL first) */
 	struct w_ep **by_ns;
