@@ -365,10 +365,10 @@ out:
 	return r;
 }
 
-/* One full pass: read larchd's state, compute, reconcile. Returns the
- * revision it is consistent with, or 0 on failure (kernel untouched when
- * larchd could not be read). */
-static unsigned long pass(struct httpc *h, struct nl *nl, bool force)
+/* The routes: read larchd's state, compute, reconcile. Returns the revision
+ * it is consistent with, or 0 on failure (kernel untouched when larchd could
+ * not be read). Called with pass_lock held. */
+static unsigned long route_pass(struct httpc *h, struct nl *nl)
 {
 	json_t *tree = NULL, *eps = NULL;
 	struct desired d = {0};
@@ -376,9 +376,7 @@ static unsigned long pass(struct httpc *h, struct nl *nl, bool force)
 	struct agent_cfg cfg = base_cfg;
 	char path[300];
 	unsigned long rev = 0;
-	double t0 = now_s();
 
-	pthread_mutex_lock(&pass_lock);
 	snprintf(path, sizeof(path), "/v1/endpoints?host=%s", o.host);
 	if (get_json(h, "/v1/tree", &tree) < 0 || get_json(h, path, &eps) < 0)
 		goto out;
@@ -395,8 +393,6 @@ static unsigned long pass(struct httpc *h, struct nl *nl, bool force)
 		goto out;
 	}
 	remember_handles(eps);
-	if (o.fw != FW_NONE && firewall_pass(h, force) < 0)
-		st.errors++;
 	unsigned long r1 = (unsigned long)json_integer_value(json_object_get(tree, "revision"));
 	unsigned long r2 = (unsigned long)json_integer_value(json_object_get(eps, "revision"));
 	rev = r1 < r2 ? r1 : r2;
@@ -406,7 +402,6 @@ static unsigned long pass(struct httpc *h, struct nl *nl, bool force)
 	m.routes = d.n;
 	m.missing_ifaces = d.missing_ifaces;
 	m.revision = rev;
-	m.last_ok = (long)time(NULL);
 	if (st.errors)
 		m.pass_errors++;
 	log_debug("pass at revision %lu: %zu routes wanted, %u added, %u replaced, %u removed, "
@@ -415,22 +410,47 @@ static unsigned long pass(struct httpc *h, struct nl *nl, bool force)
 	if (!rev)
 		rev = 1;
 out:
-	if (!rev)
-		m.pass_errors++;
-	m.passes++;
-	m.last_pass_seconds = now_s() - t0;
-	pthread_mutex_unlock(&pass_lock);
 	desired_clear(&d);
 	json_decref(tree);
 	json_decref(eps);
 	return rev;
 }
 
-/* Does this feed batch touch this host's routes? */
-static bool relevant(json_t *changes)
+/* One pass: the routes (unless routes is false: the changes since the last
+ * pass cannot move a route), then the firewall. Returns the revision the
+ * routes are consistent with (without routes: the last one, at least 1),
+ * or 0 on failure. */
+static unsigned long pass(struct httpc *h, struct nl *nl, bool force, bool routes)
 {
+	unsigned long rev;
+	double t0 = now_s();
+
+	pthread_mutex_lock(&pass_lock);
+	rev = routes ? route_pass(h, nl) : (m.revision ?: 1);
+	if (rev) {
+		if (o.fw != FW_NONE && firewall_pass(h, force) < 0)
+			m.pass_errors++;
+		m.last_ok = (long)time(NULL);
+	} else {
+		m.pass_errors++;
+	}
+	m.passes++;
+	m.last_pass_seconds = now_s() - t0;
+	pthread_mutex_unlock(&pass_lock);
+	return rev;
+}
+
+/* What a feed batch touches: this host's routes (CH_ROUTES), the firewall's
+ * inputs (CH_FIREWALL). */
+enum { CH_ROUTES = 1, CH_FIREWALL = 2 };
+
+static int relevant(json_t *changes)
+{
+	static const char *const fw_kinds[] = { "tenant", "block", "host", "endpoint", "policy",
+						"namespace" };
 	json_t *c;
 	size_t i;
+	int r = 0;
 
 	json_array_foreach(changes, i, c) {
 		const char *kind = json_string_value(json_object_get(c, "kind")) ?: "";
@@ -439,19 +459,22 @@ static bool relevant(json_t *changes)
 			json_object_get(json_object_get(c, "object"), "host"));
 		const char *slash = strrchr(key, '/');
 
-		if (strcmp(kind, "endpoint") && strcmp(kind, "tenant") && strcmp(kind, "segment"))
-			return true; /* block, group, host, space: may move any route; policy */
-		if (o.fw != FW_NONE)
-			return true; /* any endpoint or tenant may be a policy's peer */
+		for (size_t k = 0; k < sizeof(fw_kinds) / sizeof(fw_kinds[0]); k++)
+			if (o.fw != FW_NONE && !strcmp(kind, fw_kinds[k]))
+				r |= CH_FIREWALL;
+		if (!strcmp(kind, "block") || !strcmp(kind, "group") || !strcmp(kind, "host") ||
+		    !strcmp(kind, "space"))
+			r |= CH_ROUTES; /* may move any route */
 		if (strcmp(kind, "endpoint"))
 			continue;
+		/* an endpoint of this host, or one that was (moved or deleted) */
 		if (host && !strcmp(host, o.host))
-			return true;
+			r |= CH_ROUTES;
 		for (size_t k = 0; slash && k < nlocal; k++)
 			if (!strcmp(local_handles[k], slash + 1))
-				return true;
+				r |= CH_ROUTES;
 	}
-	return false;
+	return r;
 }
 
 static int register_host(struct httpc *h)
@@ -584,7 +607,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	if (!strcmp(url, "/v1/sync") && !strcmp(method, "POST")) {
-		unsigned long rev = pass(sc->h, sc->nl, false);
+		unsigned long rev = pass(sc->h, sc->nl, false, true);
 
 		if (!rev) {
 			asprintf(&body, "{\"error\":{\"code\":\"unavailable\",\"message\":"
@@ -718,7 +741,7 @@ int main(int argc, char **argv)
 	struct MHD_Daemon *d = NULL;
 	unsigned long rev = 0;
 	double backoff = 0.5, next_resync = 0;
-	bool need_pass = true, registered = false;
+	bool need_pass = true, need_routes = true, registered = false;
 	int ret;
 
 	heap_on_huge_pages(argv);
@@ -764,7 +787,7 @@ int main(int argc, char **argv)
 	if (o.once) {
 		if (register_host(h) < 0)
 			return 1;
-		rev = pass(h, nl, true);
+		rev = pass(h, nl, true, true);
 		log_info("one pass %s at revision %lu", rev ? "done" : "failed", rev);
 		forget_handles();
 		kept_free(kept);
@@ -789,13 +812,16 @@ int main(int argc, char **argv)
 		if (!registered)
 			registered = register_host(h) == 0;
 		if (registered && (need_pass || now_s() >= next_resync)) {
-			unsigned long r = pass(h, nl, now_s() >= next_resync);
+			bool resync = now_s() >= next_resync, routes = need_routes || resync;
+			unsigned long r = pass(h, nl, resync, routes);
 
 			if (!r)
 				goto retry;
-			rev = r;
-			need_pass = false;
-			next_resync = now_s() + o.resync;
+			if (routes)
+				rev = r;
+			need_pass = need_routes = false;
+			if (resync) /* every --resync seconds, however busy the feed */
+				next_resync = now_s() + o.resync;
 		}
 		if (!registered)
 			goto retry;
@@ -816,17 +842,17 @@ int main(int argc, char **argv)
 		}
 		if (status == 410) {
 			log_info("feed: revision %lu compacted away, reading the whole state", rev);
-			need_pass = true;
+			need_pass = need_routes = true;
 		} else if (status != 200) {
 			log_warnx("feed: %ld %s", status, httpc_body(feed));
 			m.feed_errors++;
 			json_decref(resp);
 			goto retry;
 		} else {
-			json_t *changes = json_object_get(resp, "changes");
+			int what = relevant(json_object_get(resp, "changes"));
 
-			if (json_array_size(changes) && relevant(changes))
-				need_pass = true;
+			need_pass |= what != 0;
+			need_routes |= (what & CH_ROUTES) != 0;
 			rev = (unsigned long)json_integer_value(json_object_get(resp, "revision"));
 		}
 		json_decref(resp);
