@@ -308,6 +308,24 @@ json_t *kept_state(struct kept *k)
 	return state;
 }
 
+unsigned long kept_revision(const struct kept *k)
+{
+	return k->loaded ? k->feed : 0;
+}
+
+json_t *kept_endpoints_on(struct kept *k, const char *host)
+{
+	json_t *items = json_array(), *v;
+	const char *key;
+
+	if (!items)
+		return NULL;
+	json_object_foreach(k->items[K_ENDPOINTS], key, v)
+		if (str(v, "host") && !strcmp(str(v, "host"), host))
+			json_array_append(items, v);
+	return json_pack("{s:I, s:o}", "revision", (json_int_t)k->feed, "items", items);
+}
+
 unsigned long kept_loads(const struct kept *k)
 {
 	return k ? k->loads : 0;

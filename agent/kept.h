@@ -19,6 +19,11 @@ void kept_reset(struct kept *k);
 int kept_sync(struct kept *k, struct httpc *h, bool whole);
 /* The lists as fw_render reads them: {"tenants": {"items": [...]}, ...}. */
 json_t *kept_state(struct kept *k);
+/* The revision k is consistent with; 0 when nothing is kept. */
+unsigned long kept_revision(const struct kept *k);
+/* The kept endpoints on host, as larchd's list answer {"revision", "items"}
+ * (a new reference), or NULL on out of memory. */
+json_t *kept_endpoints_on(struct kept *k, const char *host);
 /* How many times the lists were read whole. */
 unsigned long kept_loads(const struct kept *k);
 #endif

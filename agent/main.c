@@ -301,11 +301,11 @@ static void remember_handles(json_t *endpoints)
 	}
 }
 
-/* Compile larchd's policy for this host and apply it when it changed (or,
- * force: a resync, when the table is gone). 0, or -1 with the previous
- * ruleset left in force. The policy's inputs are kept between passes
- * (kept.c). */
-static int firewall_pass(struct httpc *h, bool force)
+/* Compile larchd's policy for this host from the kept lists (kept.c, brought
+ * up to date by the caller) and apply it when it changed (or, force: a
+ * resync, when the table is gone). 0, or -1 with the previous ruleset left
+ * in force. */
+static int firewall_pass(bool force)
 {
 	json_t *state = NULL;
 	struct error err = {0};
@@ -315,9 +315,6 @@ static int firewall_pass(struct httpc *h, bool force)
 	double t0 = now_s(), t1;
 	int r = -1;
 
-	/* a resync reads larchd's lists whole; other passes only the feed */
-	if (kept_sync(kept, h, force) < 0)
-		goto out;
 	if (!(state = kept_state(kept))) {
 		log_warnx("firewall: out of memory; the previous ruleset stays");
 		goto out;
@@ -365,9 +362,10 @@ out:
 	return r;
 }
 
-/* The routes: read larchd's state, compute, reconcile. Returns the revision
- * it is consistent with, or 0 on failure (kernel untouched when larchd could
- * not be read). Called with pass_lock held. */
+/* The routes: read larchd's state (with a firewall, this host's endpoints
+ * come from the kept lists), compute, reconcile. Returns the revision it is
+ * consistent with, or 0 on failure (kernel untouched when larchd could not
+ * be read). Called with pass_lock held, after kept_sync. */
 static unsigned long route_pass(struct httpc *h, struct nl *nl)
 {
 	json_t *tree = NULL, *eps = NULL;
@@ -378,7 +376,10 @@ static unsigned long route_pass(struct httpc *h, struct nl *nl)
 	unsigned long rev = 0;
 
 	snprintf(path, sizeof(path), "/v1/endpoints?host=%s", o.host);
-	if (get_json(h, "/v1/tree", &tree) < 0 || get_json(h, path, &eps) < 0)
+	if (get_json(h, "/v1/tree", &tree) < 0)
+		goto out;
+	/* with a firewall the agent keeps every endpoint anyway */
+	if (o.fw != FW_NONE ? !(eps = kept_endpoints_on(kept, o.host)) : get_json(h, path, &eps) < 0)
 		goto out;
 	cfg.uplink_index = o.uplink ? (int)if_nametoindex(o.uplink) : 0;
 	if (o.uplink && !cfg.uplink_index)
@@ -426,9 +427,14 @@ static unsigned long pass(struct httpc *h, struct nl *nl, bool force, bool route
 	double t0 = now_s();
 
 	pthread_mutex_lock(&pass_lock);
-	rev = routes ? route_pass(h, nl) : (m.revision ?: 1);
+	/* the policy's inputs (and the routes' endpoints): a resync reads
+	 * larchd's lists whole, other passes only the change feed */
+	if (o.fw != FW_NONE && kept_sync(kept, h, force) < 0)
+		rev = 0;
+	else
+		rev = routes ? route_pass(h, nl) : (m.revision ?: 1);
 	if (rev) {
-		if (o.fw != FW_NONE && firewall_pass(h, force) < 0)
+		if (o.fw != FW_NONE && firewall_pass(force) < 0)
 			m.pass_errors++;
 		m.last_ok = (long)time(NULL);
 	} else {
