@@ -175,7 +175,11 @@ static int load(struct kept *k, struct httpc *h)
 				json_decref(resp);
 				goto fail;
 			}
-			json_object_set(k->items[i], key, o);
+			if (json_object_set(k->items[i], key, o) < 0) {
+				free(key);
+				json_decref(resp);
+				goto fail;
+			}
 			free(key);
 		}
 		json_decref(resp);
@@ -189,7 +193,8 @@ fail:
 	return -1;
 }
 
-/* One change of the feed; 0, or -1 when it cannot be applied. */
+/* One change of the feed: 1 when it changed a list, 0 when it did not
+ * concern them, -1 when it cannot be applied. */
 static int apply(struct kept *k, json_t *c)
 {
 	const char *kind = str(c, "kind"), *key = str(c, "key"), *type = str(c, "type");
@@ -201,30 +206,35 @@ static int apply(struct kept *k, json_t *c)
 		return 0; /* not an input of the compiler, or already in the list */
 	if (!key || !type)
 		return -1;
-	if (!strcmp(type, "delete")) {
-		json_object_del(k->items[i], key); /* may be gone already */
-		return 0;
-	}
+	if (!strcmp(type, "delete"))
+		return json_object_del(k->items[i], key) == 0; /* may be gone already */
 	if (strcmp(type, "put") || !json_is_object(obj))
 		return -1;
 	/* the stored record leaves out what the list fills in: empty labels */
 	if (i == K_ENDPOINTS && !json_object_get(obj, "labels")) {
-		obj = json_deep_copy(obj);
-		json_object_set_new(obj, "labels", json_object());
-		return json_object_set_new(k->items[i], key, obj);
+		if (!(obj = json_deep_copy(obj)) ||
+		    json_object_set_new(obj, "labels", json_object()) < 0) {
+			json_decref(obj);
+			return -1;
+		}
+		return json_object_set_new(k->items[i], key, obj) < 0 ? -1 : 1;
 	}
-	return json_object_set(k->items[i], key, obj);
+	return json_object_set(k->items[i], key, obj) < 0 ? -1 : 1;
 }
 
-/* Apply the feed from k->feed on; 0 when caught up. */
+/* Apply the feed from k->feed on, until caught up: 1 when a list changed,
+ * 0 when none did, -1 on failure. */
 static int catch_up(struct kept *k, struct httpc *h)
 {
+	int changed = 0;
+
 	for (;;) {
 		char path[96];
 		json_t *resp, *c;
 		struct error err = {0};
 		long status;
 		size_t j, n;
+		int r;
 
 		snprintf(path, sizeof(path), "/v1/changes?since=%lu&limit=10000", k->feed);
 		if (httpc_request(h, "GET", path, NULL, &status, &resp, &err) < 0) {
@@ -235,7 +245,10 @@ static int catch_up(struct kept *k, struct httpc *h)
 			json_decref(resp);
 			log_info("firewall: revision %lu compacted away, reading the lists again",
 				 k->feed);
-			return load(k, h);
+			if (load(k, h) < 0)
+				return -1;
+			changed = 1;
+			continue; /* the lists may stand at different revisions */
 		}
 		if (status != 200 || !resp) {
 			log_warnx("larchd: GET %s: %ld %s", path, status, httpc_body(h));
@@ -244,30 +257,42 @@ static int catch_up(struct kept *k, struct httpc *h)
 		}
 		n = json_array_size(json_object_get(resp, "changes"));
 		json_array_foreach(json_object_get(resp, "changes"), j, c) {
-			if (apply(k, c) < 0) {
+			if ((r = apply(k, c)) < 0) {
 				log_warnx("firewall: a change larchd sent cannot be applied (%s); "
 					  "reading the lists again", str(c, "key") ?: "no key");
-				json_decref(resp);
-				return load(k, h);
+				break;
 			}
+			changed |= r;
+		}
+		if (j < n) {
+			json_decref(resp);
+			if (load(k, h) < 0)
+				return -1;
+			changed = 1;
+			continue;
 		}
 		k->feed = (unsigned long)json_integer_value(json_object_get(resp, "revision"));
 		json_decref(resp);
 		if (n < 10000)
-			return 0; /* not cut at the limit: caught up */
+			return changed; /* not cut at the limit: caught up */
 	}
 }
 
 int kept_sync(struct kept *k, struct httpc *h, bool whole)
 {
-	if (whole || !k->loaded)
+	bool loaded = false;
+	int r;
+
+	if (whole || !k->loaded) {
 		if (load(k, h) < 0)
 			return -1;
-	if (catch_up(k, h) < 0) {
+		loaded = true;
+	}
+	if ((r = catch_up(k, h)) < 0) {
 		kept_reset(k);
 		return -1;
 	}
-	return 0;
+	return loaded || r;
 }
 
 struct item {
@@ -303,7 +328,10 @@ json_t *kept_state(struct kept *k)
 		for (size_t j = 0; j < m; j++)
 			json_array_append(arr, items[j].v);
 		free(items);
-		json_object_set_new(state, lists[i].list, json_pack("{s:o}", "items", arr));
+		if (json_object_set_new(state, lists[i].list, json_pack("{s:o}", "items", arr)) < 0) {
+			json_decref(state); /* a list missing would compile as empty */
+			return NULL;
+		}
 	}
 	return state;
 }

@@ -14,8 +14,8 @@ void kept_free(struct kept *k);
 /* Forget everything: the next kept_sync reads the lists whole. */
 void kept_reset(struct kept *k);
 /* Bring k up to larchd's newest revision: the lists whole when whole is set
- * or nothing is kept yet, then the change feed. 0, or -1 (logged) with k
- * reset. */
+ * or nothing is kept yet, then the change feed. 1 when the lists changed
+ * (or were read whole), 0 when they did not, -1 (logged) with k reset. */
 int kept_sync(struct kept *k, struct httpc *h, bool whole);
 /* The lists as fw_render reads them: {"tenants": {"items": [...]}, ...}. */
 json_t *kept_state(struct kept *k);

@@ -417,29 +417,41 @@ out:
 	return rev;
 }
 
+/* Set when the last pass left the firewall other than compiled (larchd
+ * could not be read, or the update failed or was refused): the main loop
+ * passes again after its next long poll. Atomic: passes run on the socket's
+ * thread too. */
+static int fw_failed;
+
 /* One pass: the routes (unless routes is false: the changes since the last
- * pass cannot move a route), then the firewall. Returns the revision the
- * routes are consistent with (without routes: the last one, at least 1),
- * or 0 on failure. */
+ * pass cannot move a route), then the firewall: compiled when its kept
+ * inputs changed, on a resync, or when the last attempt failed. Returns the
+ * revision the routes are consistent with (without routes: the last one, at
+ * least 1), or 0 on failure. */
 static unsigned long pass(struct httpc *h, struct nl *nl, bool force, bool routes)
 {
 	unsigned long rev;
 	double t0 = now_s();
+	int synced = 0;
+	bool ok;
 
 	pthread_mutex_lock(&pass_lock);
 	/* the policy's inputs (and the routes' endpoints): a resync reads
 	 * larchd's lists whole, other passes only the change feed */
-	if (o.fw != FW_NONE && kept_sync(kept, h, force) < 0)
+	if (o.fw != FW_NONE && (synced = kept_sync(kept, h, force)) < 0)
 		rev = 0;
 	else
 		rev = routes ? route_pass(h, nl) : (m.revision ?: 1);
-	if (rev) {
-		if (o.fw != FW_NONE && firewall_pass(force) < 0)
-			m.pass_errors++;
+	ok = rev != 0;
+	if (ok && o.fw != FW_NONE &&
+	    (synced || force || !fw_last || __atomic_load_n(&fw_failed, __ATOMIC_RELAXED)))
+		ok = firewall_pass(force) == 0;
+	if (o.fw != FW_NONE)
+		__atomic_store_n(&fw_failed, !ok, __ATOMIC_RELAXED);
+	if (ok)
 		m.last_ok = (long)time(NULL);
-	} else {
+	else
 		m.pass_errors++;
-	}
 	m.passes++;
 	m.last_pass_seconds = now_s() - t0;
 	pthread_mutex_unlock(&pass_lock);
@@ -476,9 +488,11 @@ static int relevant(json_t *changes)
 		/* an endpoint of this host, or one that was (moved or deleted) */
 		if (host && !strcmp(host, o.host))
 			r |= CH_ROUTES;
+		pthread_mutex_lock(&pass_lock); /* a pass on the socket renews the handles */
 		for (size_t k = 0; slash && k < nlocal; k++)
 			if (!strcmp(local_handles[k], slash + 1))
 				r |= CH_ROUTES;
+		pthread_mutex_unlock(&pass_lock);
 	}
 	return r;
 }
@@ -620,6 +634,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 					"\"larchd could not be read; kernel state unchanged\"}}\n");
 			return reply(c, 503, "application/json", body);
 		}
+		if (__atomic_load_n(&fw_failed, __ATOMIC_RELAXED)) {
+			asprintf(&body, "{\"error\":{\"code\":\"firewall\",\"message\":"
+					"\"the routes are in place, but the firewall update failed; the "
+					"previous ruleset stays (see the agent's log)\"}}\n");
+			return reply(c, 503, "application/json", body);
+		}
 		asprintf(&body, "{\"revision\":%lu,\"routes\":%lu}\n", rev, (unsigned long)m.routes);
 		return reply(c, 200, "application/json", body);
 	}
@@ -630,7 +650,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		if (body)
 			return reply(c, 200, "text/plain", body);
 		asprintf(&body, "{\"error\":{\"code\":\"not_found\",\"message\":\"no ruleset "
-				"in force yet (or --firewall none)\"}}\n");
+				"known to be in force: none applied yet, the last update failed, "
+				"or --firewall none\"}}\n");
 		return reply(c, 404, "application/json", body);
 	}
 	if (!strcmp(method, "GET") && !strcmp(url, "/metrics")) {
@@ -802,7 +823,7 @@ int main(int argc, char **argv)
 		nl_close(nl);
 		nl_close(nl_sock);
 		reconciler_free(rc);
-		return rev ? 0 : 1;
+		return rev && !fw_failed ? 0 : 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	struct sigaction sa = {.sa_handler = on_signal};
@@ -817,7 +838,8 @@ int main(int argc, char **argv)
 	while (!stopping) {
 		if (!registered)
 			registered = register_host(h) == 0;
-		if (registered && (need_pass || now_s() >= next_resync)) {
+		if (registered && (need_pass || now_s() >= next_resync ||
+				   __atomic_load_n(&fw_failed, __ATOMIC_RELAXED))) {
 			bool resync = now_s() >= next_resync, routes = need_routes || resync;
 			unsigned long r = pass(h, nl, resync, routes);
 

@@ -357,7 +357,9 @@ struct world *policy_world(json_t *tenants, json_t *blocks, json_t *hosts, json_
 	w->tenants = calloc(json_array_size(tenants) + 1, sizeof(*w->tenants));
 	w->hosts = calloc(json_array_size(hosts) + 1, sizeof(*w->hosts));
 	w->pols = calloc(json_array_size(policies) + 1, sizeof(*w->pols));
-	w->nss = calloc(json_array_size(namespaces) + 1, sizeof(*w->nss));
+	/* Namespace documents may come in either list */
+	w->nss = calloc(json_array_size(namespaces) + json_array_size(policies) + 1,
+			sizeof(*w->nss));
 	if (!w->hold || !w->eps || !w->blocks || !w->tenants || !w->hosts || !w->pols || !w->nss)
 		goto oom;
 	json_array_foreach(tenants, i, o) {
@@ -480,6 +482,8 @@ oom:
 	error_set(err, ENOMEM, 500, "internal", "", "", "out of memory");
 fail:
 	policy_world_free(w);
+	if (pc)
+		pc_sweep(pc); /* as on success: what this call did not use goes */
 	return NULL;
 }
 

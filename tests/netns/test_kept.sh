@@ -56,7 +56,7 @@ same() {
 for FW in nft iptables; do
 	ip netns add "$NSP-h11"
 	ns h11 ip link set lo up
-	ip netns exec "$NSP-h11" "$BIN/larch-agent" --server "unix:$DIR/larchd.sock" --host h11 \
+	ip netns exec "$NSP-h11" env LARCH_AGENT_TEST_REFUSE="$DIR/refuse" "$BIN/larch-agent" --server "unix:$DIR/larchd.sock" --host h11 \
 		--address 192.168.1.11 --group rack1 --socket "$DIR/agent-h11.sock" --resync 3600 \
 		--firewall "$FW" 2>>"$DIR/agent-h11.log" &
 	echo $! >"$DIR/agent-h11.pid"
@@ -107,6 +107,22 @@ for FW in nft iptables; do
 	same "documents deleted"
 	check "$FW: every pass after the first read the change feed, not the lists" \
 		test "$(metric larch_agent_firewall_list_reads_total)" = "$reads"
+
+	# The kernel refuses an update (nftables: the test hook); once it
+	# accepts again, the agent puts the ruleset in force by itself, with
+	# no further change and long before a resync.
+	if [ "$FW" = nft ]; then
+		touch "$DIR/refuse"
+		api POST /v1/policies '{"kind": "Policy", "name": "refused", "applies_to": {"tenant": "t1"},
+		  "ingress": [{"from": [{"tenant": "t2"}], "ports": [{"protocol": "tcp", "port": 7}]}]}'
+		code=$(agent -o /dev/null -w '%{http_code}' -X POST http://a/v1/sync)
+		check "$FW: a refused update: the sync answers 503 ($code)" test "$code" = 503
+		rm -f "$DIR/refuse"
+		check "$FW: ... and the agent applies it by itself once the kernel accepts" \
+			wait_for 15 agent http://a/v1/ruleset -o /dev/null
+		same "after the refused update"
+		api DELETE /v1/policies/Policy/refused
+	fi
 
 	# Changes the agent cannot see happen (stopped), more than larchd's
 	# feed keeps: it must read the lists whole again, and end up equal.
