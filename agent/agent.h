@@ -51,6 +51,10 @@ int reconcile_connected(struct nl *nl, struct agent_cfg *cfg);
 int reconcile_routes(struct reconciler *rc, struct nl *nl, const struct agent_cfg *cfg,
 		     const struct desired *d, struct route_stats *st);
 
+/* main.c: GET path from larchd; 0 with *out on 200, -1 otherwise (logged). */
+struct httpc;
+int get_json(struct httpc *h, const char *path, json_t **out);
+
 /* firewall.c */
 struct error;
 struct policy_cache;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent.h"
 #include "error.h"
 #include "httpc.h"
 #include "kept.h"
@@ -131,26 +132,6 @@ static int list_of_kind(const char *kind)
 	return -1;
 }
 
-/* GET path: 0 with *out on 200, -1 otherwise (logged). */
-static int get(struct httpc *h, const char *path, json_t **out)
-{
-	struct error err = {0};
-	long status;
-
-	*out = NULL;
-	if (httpc_request(h, "GET", path, NULL, &status, out, &err) < 0) {
-		log_warnx("larchd: %s", err.msg);
-		return -1;
-	}
-	if (status != 200 || !*out) {
-		log_warnx("larchd: GET %s: %ld %s", path, status, httpc_body(h));
-		json_decref(*out);
-		*out = NULL;
-		return -1;
-	}
-	return 0;
-}
-
 /* Read the six lists whole. */
 static int load(struct kept *k, struct httpc *h)
 {
@@ -161,7 +142,7 @@ static int load(struct kept *k, struct httpc *h)
 		json_t *resp, *o;
 		size_t j;
 
-		if (get(h, lists[i].path, &resp) < 0)
+		if (get_json(h, lists[i].path, &resp) < 0)
 			goto fail;
 		k->items[i] = json_object();
 		k->rev[i] = (unsigned long)json_integer_value(json_object_get(resp, "revision"));

@@ -235,8 +235,7 @@ static struct httpc *client(long timeout_ms)
 	return h;
 }
 
-/* GET path; 0 with *out on 200, -1 otherwise (logged). */
-static int get_json(struct httpc *h, const char *path, json_t **out)
+int get_json(struct httpc *h, const char *path, json_t **out)
 {
 	struct error err = {0};
 	long status;
