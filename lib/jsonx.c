@@ -80,7 +80,55 @@ int jx_uint(json_t *obj, const char *field, unsigned long long max, unsigned lon
 	return 0;
 }
 
-int jx_labels(json_t *obj, const char *field, char **out, struct error *err)
+static bool alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* A label name (or value) of n bytes. */
+static const char *name_invalid(const char *s, size_t n)
+{
+	if (n > 63)
+		return "at most 63 characters";
+	if (!alnum(s[0]) || !alnum(s[n - 1]))
+		return "must begin and end with a letter or digit";
+	for (size_t i = 0; i < n; i++)
+		if (!alnum(s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
+			return "only letters, digits, '-', '_' and '.'";
+	return NULL;
+}
+
+const char *label_key_invalid(const char *k)
+{
+	const char *slash = strchr(k, '/'), *name = slash ? slash + 1 : k;
+
+	if (slash) {
+		size_t pn = (size_t)(slash - k);
+
+		if (pn == 0 || pn > 253)
+			return "the prefix before '/' must be 1 to 253 characters";
+		/* a DNS subdomain: lowercase labels of letters, digits and '-' */
+		for (const char *p = k, *dot; p < slash; p = dot + 1) {
+			dot = memchr(p, '.', (size_t)(slash - p)) ?: slash;
+			if (dot == p || dot - p > 63 || p[0] == '-' || dot[-1] == '-')
+				return "the prefix before '/' must be a DNS subdomain (e.g. example.com)";
+			for (const char *c = p; c < dot; c++)
+				if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-'))
+					return "the prefix before '/' must be a DNS subdomain "
+					       "(lowercase letters, digits, '-' and '.')";
+		}
+	}
+	if (!*name)
+		return "the name is empty";
+	return name_invalid(name, strlen(name));
+}
+
+const char *label_value_invalid(const char *v)
+{
+	return *v ? name_invalid(v, strlen(v)) : NULL;
+}
+
+int jx_labels(json_t *obj, const char *field, bool syntax, char **out, struct error *err)
 {
 	json_t *v = json_object_get(obj, field), *x;
 	const char *k;
@@ -92,15 +140,24 @@ int jx_labels(json_t *obj, const char *field, char **out, struct error *err)
 		return error_invalid(err, field, "", "%s: must be an object of strings, not %s",
 				     field, type_name(v));
 	json_object_foreach(v, k, x) {
-		size_t kl = strlen(k);
+		const char *why;
 
 		if (!json_is_string(x))
 			return error_invalid(err, field, k, "%s: %s: value must be a string, not %s",
 					     field, k, type_name(x));
-		if (kl == 0 || kl > 253 || json_string_length(x) > 253)
-			return error_invalid(err, field, k,
-					     "%s: %s: keys must be 1-253 and values 0-253 bytes",
-					     field, k);
+		if (!syntax) {
+			if (strlen(k) == 0 || strlen(k) > 253 || json_string_length(x) > 253)
+				return error_invalid(err, field, k,
+						     "%s: %s: keys must be 1-253 and values 0-253 bytes",
+						     field, k);
+			continue;
+		}
+		if ((why = label_key_invalid(k)))
+			return error_invalid(err, field, k, "%s: label key %s: %s", field, k, why);
+		if ((why = label_value_invalid(json_string_value(x))))
+			return error_invalid(err, field, json_string_value(x),
+					     "%s: %s: label value %s: %s", field, k,
+					     json_string_value(x), why);
 	}
 	if (json_object_size(v) > 64)
 		return error_invalid(err, field, "", "%s: at most 64 labels", field);

@@ -35,7 +35,8 @@ int model_doc_put(struct model *m, json_t *obj, struct mtxn *tx, const struct do
 	char *id, *value;
 	int r;
 
-	if ((r = policy_parse(obj, &p, err)) < 0)
+	/* tx: a request, whose labels must follow the syntax; without: loading */
+	if ((r = (tx ? policy_parse_new : policy_parse)(obj, &p, err)) < 0)
 		return r;
 	id = policy_id(&p);
 	if (!json_object_get(obj, "kind"))

@@ -483,7 +483,7 @@ int group_spec_decode(json_t *obj, bool stored, struct group_spec *sp, struct er
 	    (r = decode_name(obj, "name", &sp->name, err)) < 0 ||
 	    (r = decode_opt_name(obj, "parent", &sp->parent, err)) < 0 ||
 	    (r = jx_uint(obj, "capacity", (1ULL << 62), &cap, &present, err)) < 0 ||
-	    (r = jx_labels(obj, "labels", &sp->labels, err)) < 0)
+	    (r = jx_labels(obj, "labels", !stored, &sp->labels, err)) < 0)
 		return r;
 	if (present && cap == 0)
 		return error_invalid(err, "capacity", "0", "capacity: must be at least 1 address");
@@ -517,7 +517,7 @@ int host_spec_decode(json_t *obj, bool stored, struct host_spec *sp, struct erro
 	    (r = jx_str(obj, "address", true, &a, err)) < 0 ||
 	    (r = addr_parse(a, &sp->address, "address", err)) < 0 ||
 	    (r = decode_name(obj, "group", &sp->group, err)) < 0 ||
-	    (r = jx_labels(obj, "labels", &sp->labels, err)) < 0)
+	    (r = jx_labels(obj, "labels", !stored, &sp->labels, err)) < 0)
 		return r;
 	return 0;
 }
@@ -548,7 +548,7 @@ int tenant_spec_decode(json_t *obj, bool stored, struct tenant_spec *sp, struct 
 					     "isolation: %s: must be segment, tenant or none", iso);
 		sp->isolation = (int)v;
 	}
-	if ((r = jx_labels(obj, "labels", &sp->labels, err)) < 0)
+	if ((r = jx_labels(obj, "labels", !stored, &sp->labels, err)) < 0)
 		return r;
 	return 0;
 }
@@ -570,7 +570,7 @@ int segment_spec_decode(json_t *obj, bool stored, struct segment_spec *sp, struc
 	    (r = decode_name(obj, "name", &sp->name, err)) < 0 ||
 	    (r = decode_opt_name(obj, "tenant", &sp->tenant, err)) < 0 ||
 	    (r = jx_strv(obj, "spaces", &sp->spaces, &sp->nspaces, &sp->spaces_given, err)) < 0 ||
-	    (r = jx_labels(obj, "labels", &sp->labels, err)) < 0)
+	    (r = jx_labels(obj, "labels", !stored, &sp->labels, err)) < 0)
 		goto fail;
 	for (size_t i = 0; i < sp->nspaces; i++)
 		if ((r = name_check("spaces", sp->spaces[i], err)) < 0)
@@ -622,8 +622,9 @@ static int sgs_check(json_t *obj, json_t *attrs, struct error *err)
 	return 0;
 }
 
-/* The free-text attributes an endpoint carries, checked one by one. */
-static int attrs_check(json_t *obj, json_t *attrs, struct error *err)
+/* The free-text attributes an endpoint carries, checked one by one (stored:
+ * as loaded from the store, labels as older versions accepted them). */
+static int attrs_check(json_t *obj, json_t *attrs, bool stored, struct error *err)
 {
 	static const char *const text[] = { "name", "namespace", "interface", NULL };
 	const char *s;
@@ -649,7 +650,7 @@ static int attrs_check(json_t *obj, json_t *attrs, struct error *err)
 		return r;
 	if (s && attrs)
 		json_object_set_new(attrs, "mac", json_string(s));
-	if ((r = jx_labels(obj, "labels", &labels, err)) < 0)
+	if ((r = jx_labels(obj, "labels", !stored, &labels, err)) < 0)
 		return r;
 	if (labels && attrs)
 		json_object_set(attrs, "labels", json_object_get(obj, "labels"));
@@ -685,7 +686,7 @@ int endpoint_spec_decode(json_t *obj, bool stored, struct endpoint_spec *sp, str
 	attrs = json_object();
 	if (!attrs)
 		return error_set(err, ENOMEM, 500, "internal", "", "", "out of memory");
-	r = attrs_check(obj, attrs, err);
+	r = attrs_check(obj, attrs, stored, err);
 	if (r == 0 && json_object_size(attrs))
 		sp->attrs = json_dumps(attrs, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(attrs);
@@ -710,7 +711,7 @@ int endpoint_patch_check(json_t *obj, struct error *err)
 		return error_invalid(err, "kind", "null", "kind: cannot be removed, set another kind");
 	if (kind && ep_kind_parse(kind, &k) < 0)
 		return error_invalid(err, "kind", kind, "kind: %s: must be pod, vm, container or other", kind);
-	return attrs_check(obj, NULL, err);
+	return attrs_check(obj, NULL, false, err);
 }
 
 void endpoint_spec_release(struct endpoint_spec *sp)

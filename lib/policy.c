@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "jsonx.h"
 #include "model.h"
 #include "policy.h"
 
@@ -119,11 +120,25 @@ static int dup_name(const char *field, const char *s, char **out, struct error *
 
 /* ---- label selectors ---- */
 
+/* Set by policy_parse_new for this thread: label keys and values in
+ * selectors and namespace labels must follow Kubernetes' syntax (jsonx.c).
+ * Otherwise (stored documents, the agent) only values over 63 characters are
+ * refused, as older versions did, so that what was stored still loads. */
+static __thread bool label_syntax;
+
+static int label_key_check(const char *field, const char *k, struct error *err)
+{
+	const char *why = label_syntax ? label_key_invalid(k) : NULL;
+
+	return why ? error_invalid(err, field, k, "%s: label key %s: %s", field, k, why) : 0;
+}
+
 static int label_value_check(const char *field, const char *v, struct error *err)
 {
-	if (strlen(v) > 63)
-		return bad(err, field, v, "a label value is at most 63 characters");
-	return 0;
+	const char *why = label_syntax ? label_value_invalid(v)
+				       : strlen(v) > 63 ? "at most 63 characters" : NULL;
+
+	return why ? error_invalid(err, field, v, "%s: label value %s: %s", field, v, why) : 0;
 }
 
 static int add_expr(struct labelsel *s, const char *key, enum sel_op op, struct error *err)
@@ -174,7 +189,8 @@ static int parse_selector(json_t *o, const char *path, struct labelsel *s, struc
 			sub(f, g, k);
 			if (!json_is_string(v))
 				return bad(err, f, NULL, "a label value must be a string");
-			if ((r = label_value_check(f, json_string_value(v), err)) < 0 ||
+			if ((r = label_key_check(f, k, err)) < 0 ||
+			    (r = label_value_check(f, json_string_value(v), err)) < 0 ||
 			    (r = add_expr(s, k, SEL_IN, err)) < 0 ||
 			    (r = add_value(&s->e[s->n - 1], json_string_value(v), err)) < 0)
 				return r;
@@ -197,6 +213,8 @@ static int parse_selector(json_t *o, const char *path, struct labelsel *s, struc
 		sub(g, f, "key");
 		if (!key || !*key)
 			return bad(err, g, NULL, "required");
+		if ((r = label_key_check(g, key, err)) < 0)
+			return r;
 		sub(g, f, "operator");
 		if (!op)
 			return bad(err, g, NULL, "required");
@@ -218,7 +236,8 @@ static int parse_selector(json_t *o, const char *path, struct labelsel *s, struc
 			idx(h, g, j);
 			if (!json_is_string(x))
 				return bad(err, h, NULL, "must be a string");
-			if ((r = add_value(&s->e[s->n - 1], json_string_value(x), err)) < 0)
+			if ((r = label_value_check(h, json_string_value(x), err)) < 0 ||
+			    (r = add_value(&s->e[s->n - 1], json_string_value(x), err)) < 0)
 				return r;
 		}
 	}
@@ -885,12 +904,23 @@ static int parse_namespace(json_t *doc, struct policy *p, struct error *err)
 		snprintf(f, sizeof(f), "%slabels.%s", md ? "metadata." : "", k);
 		if (!json_is_string(v))
 			return bad(err, f, NULL, "a label value must be a string");
-		if ((r = label_value_check(f, json_string_value(v), err)) < 0)
+		if ((r = label_key_check(f, k, err)) < 0 ||
+		    (r = label_value_check(f, json_string_value(v), err)) < 0)
 			return r;
 	}
 	/* as Kubernetes sets it, so namespaceSelectors can name a namespace */
 	json_object_set_new(p->labels, "kubernetes.io/metadata.name", json_string(name));
 	return 0;
+}
+
+int policy_parse_new(json_t *doc, struct policy *p, struct error *err)
+{
+	int r;
+
+	label_syntax = true;
+	r = policy_parse(doc, p, err);
+	label_syntax = false;
+	return r;
 }
 
 int policy_parse(json_t *doc, struct policy *p, struct error *err)

@@ -96,6 +96,9 @@ struct policy {
 
 /* Decode any of the four kinds strictly; the error names the field. */
 int policy_parse(json_t *doc, struct policy *p, struct error *err);
+/* The same for a new document (a request): label keys and values must
+ * also follow Kubernetes' syntax (stored documents load as they are). */
+int policy_parse_new(json_t *doc, struct policy *p, struct error *err);
 void policy_release(struct policy *p);
 const char *pol_kind_name(enum pol_kind k);
 /* "Kind/name" or "NetworkPolicy/namespace/name" (malloc'd). */

@@ -171,6 +171,17 @@ BAD = [
     ("POST", "/v1/endpoints", {"handle": "e", "segment": "web"}, 400, "invalid", "tenant", N),
     ("POST", "/v1/endpoints", {"handle": "e", "tenant": "blue"}, 400, "invalid", "segment", N),
     ("POST", "/v1/endpoints", EP("e", labels={"a": 1}), 400, "invalid", "labels", N),
+    # Kubernetes label syntax: the error names the key or the value
+    ("POST", "/v1/endpoints", EP("e", labels={"-app": "web"}), 400, "invalid", "labels", "-app"),
+    ("POST", "/v1/endpoints", EP("e", labels={"a b": "web"}), 400, "invalid", "labels", "a b"),
+    ("POST", "/v1/endpoints", EP("e", labels={"Example.com/app": "web"}), 400, "invalid", "labels",
+     "Example.com/app"),
+    ("POST", "/v1/endpoints", EP("e", labels={"a/b/c": "x"}), 400, "invalid", "labels", "a/b/c"),
+    ("POST", "/v1/endpoints", EP("e", labels={"x" * 64: "y"}), 400, "invalid", "labels", "x" * 64),
+    ("POST", "/v1/endpoints", EP("e", labels={"app": "web\n#@ iptables"}), 400, "invalid",
+     "labels", "web\n#@ iptables"),
+    ("POST", "/v1/endpoints", EP("e", labels={"app": "v" * 64}), 400, "invalid", "labels", "v" * 64),
+    ("POST", "/v1/endpoints", EP("e", labels={"app": "web-"}), 400, "invalid", "labels", "web-"),
     ("POST", "/v1/endpoints", EP("e", mac="02:00:00:00:00"), 400, "invalid", "mac",
      "02:00:00:00:00"),
     ("POST", "/v1/endpoints", EP("e", mac="zz:00:00:00:00:01"), 400, "invalid", "mac",
@@ -319,8 +330,8 @@ def test_body_too_large(api):
     st, err = api.call("POST", "/v1/tenants", body)
     check_error(st, err, 400, "invalid", "name")
     # a big valid body is accepted: a bulk with long labels
-    eps = [EP("big-%d" % i, host="h%d" % (i % 4 + 1), labels={"k": "v" * 200})
-           for i in range(600)]
+    eps = [EP("big-%d" % i, host="h%d" % (i % 4 + 1),
+              labels={"k%d" % j: "v" * 63 for j in range(3)}) for i in range(600)]
     assert len(json.dumps({"endpoints": eps})) < (1 << 20)
     st, body = api.post("/v1/endpoints", {"endpoints": eps})
     assert st == 200 and all(r["status"] == 201 for r in body["results"])

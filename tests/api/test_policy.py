@@ -78,6 +78,14 @@ BAD = [
         {"direction": "ingress", "ethertype": "IPv4", "remote_ip_prefix": "fd00::/8"}]},
      "rules[0].remote_ip_prefix"),
     ({"kind": "Gizmo", "name": "s"}, "kind"),
+    # Kubernetes label syntax in selectors
+    (netpol(podSelector={"matchLabels": {"app": "web\n#@ iptables"}}),
+     "spec.podSelector.matchLabels.app"),
+    (netpol(podSelector={"matchLabels": {"-app": "web"}}), "spec.podSelector.matchLabels.-app"),
+    (netpol(podSelector={"matchExpressions": [{"key": "a b", "operator": "Exists"}]}),
+     "spec.podSelector.matchExpressions[0].key"),
+    (netpol(podSelector={"matchExpressions": [{"key": "a", "operator": "In", "values": ["ok", "-no"]}]}),
+     "spec.podSelector.matchExpressions[0].values[1]"),
 ]
 
 
@@ -89,6 +97,10 @@ def test_bad_documents_change_nothing(api):
         assert_unchanged(api, before, "after %r" % (doc,))
     check_error(*api.post("/v1/namespaces", {"name": "n", "labels": {"a": 1}}), 400, None,
                 "labels.a")
+    check_error(*api.post("/v1/namespaces", {"name": "n", "labels": {"team": "a b"}}), 400, None,
+                "labels.team")
+    check_error(*api.post("/v1/namespaces", {"name": "n", "labels": {"Team/x": "a"}}), 400, None,
+                "labels.Team/x")
     check_error(*api.post("/v1/policies", {"kind": "Namespace", "name": "n"}), 400, None, "kind")
     assert_unchanged(api, before, "after bad namespaces")
 
@@ -178,4 +190,34 @@ spec:
     assert api.get("/v1/policies/NetworkPolicy/shop/db")[0] == 200
     r = subprocess.run(ctl, capture_output=True, text=True)
     assert r.returncode == 0 and "NetworkPolicy db applied" in r.stdout, (r.stdout, r.stderr)
+    api.close()
+
+
+def test_labels_stored_before_the_syntax_still_load(larchd):
+    """Labels that older versions stored (any text up to 253 bytes) load
+    after a restart; only new input must follow Kubernetes' syntax."""
+    import sqlite3
+    api = larchd.client()
+    make_topology(api)
+    assert api.post("/v1/endpoints", endpoint_body("old", labels={"app": "lbl"}))[0] == 201
+    assert api.post("/v1/namespaces", {"name": "shop", "labels": {"team": "lbl"}})[0] == 201
+    assert api.post("/v1/policies", netpol(podSelector={"matchLabels": {"app": "lbl"}}))[0] == 201
+    api.close()
+    assert larchd.stop() == 0
+    db = sqlite3.connect(larchd.db)
+    n = db.execute("UPDATE kv SET value = replace(value, '\"lbl\"', '\"l b l\"') WHERE key IN "
+                   "('/larch/endpoints/old', '/larch/docs/Namespace/shop', "
+                   "'/larch/docs/NetworkPolicy/shop/db')").rowcount
+    db.commit()
+    db.close()
+    assert n == 3
+    larchd.start()
+    api = larchd.client()
+    assert api.get("/v1/endpoints/old")[1]["labels"] == {"app": "l b l"}
+    assert api.get("/v1/namespaces/shop")[1]["labels"]["team"] == "l b l"
+    st, doc = api.get("/v1/policies/NetworkPolicy/shop/db")
+    assert st == 200 and doc["spec"]["podSelector"]["matchLabels"] == {"app": "l b l"}, doc
+    # new input is checked
+    check_error(*api.patch("/v1/endpoints/old", {"labels": {"app": "l b l"}}), 400, "invalid",
+                "labels", "l b l")
     api.close()
