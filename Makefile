@@ -160,6 +160,7 @@ bench: deps
 	$(Q)bench/converge.sh 90
 	$(Q)bench/policy.sh 3500 12000 3
 	$(Q)FIREWALL=iptables bench/policy.sh 3500 12000 1
+	$(Q)bench/policy_agent.sh 3500 12000 5
 	$(Q)bench/policy_datapath.sh 3 5 200 10000
 	$(Q)FIREWALL=iptables bench/policy_datapath.sh 3 5 200 10000
 
