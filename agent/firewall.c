@@ -879,6 +879,25 @@ static void ipt_rollback_v4(const char *prefix, const struct ichains *n, const s
 	free(g);
 }
 
+/* Tests: while the file $LARCH_AGENT_TEST_REFUSE exists, the IPv6 commit of
+ * a difference (not its test) gets a jump to a target that does not exist,
+ * so that IPv6 fails after IPv4 has committed, as a race with another tool
+ * could make it. NULL, or the input with that rule (malloc'd). */
+static char *test_refuse_v6(const char *in)
+{
+	const char *refuse = getenv("LARCH_AGENT_TEST_REFUSE");
+	size_t n = in ? strlen(in) : 0;
+	char *bad = NULL;
+
+	if (!refuse || !*refuse || access(refuse, F_OK) != 0 || n < 7 ||
+	    strcmp(in + n - 7, "COMMIT\n"))
+		return NULL;
+	if (asprintf(&bad, "%.*s-A FORWARD -j LARCH-TEST-NO-SUCH-TARGET\nCOMMIT\n", (int)(n - 7),
+		     in) < 0)
+		return NULL;
+	return bad;
+}
+
 /*
  * The difference from ipt_last to tmpl, in the generation in force: set
  * elements added and deleted (`ipset restore`), then per family the chains
@@ -891,7 +910,7 @@ static int ipt_diff(const char *prefix, const char *tmpl, char *errbuf, size_t e
 {
 	static const char *const ipset_restore[] = { "ipset", "-exist", "restore", NULL };
 	char *sets = NULL, *undo = NULL, *in[2] = { NULL, NULL }, *s = NULL, *u = NULL;
-	char *a = NULL, *gone = NULL;
+	char *a = NULL, *gone = NULL, *bad6;
 	struct ichains o[2], n[2];
 	int r = -1, k;
 	bool applied_sets = false;
@@ -942,6 +961,10 @@ static int ipt_diff(const char *prefix, const char *tmpl, char *errbuf, size_t e
 	for (k = 0; k < 2; k++)
 		if (in[k] && run_msg(test[k], in[k], errbuf, errlen) < 0)
 			goto undo;
+	if ((bad6 = test_refuse_v6(in[1]))) {
+		free(in[1]);
+		in[1] = bad6;
+	}
 	for (k = 0; k < 2; k++)
 		if (in[k] && run_msg(restore[k], in[k], errbuf, errlen) < 0) {
 			if (k == 1 && in[0])

@@ -5,7 +5,9 @@
 # must leave the chains, rules and set contents that loading NEW whole
 # leaves in a fresh namespace (generation numbers aside), and the changes
 # must go as differences. A refused difference (a rule iptables refuses)
-# fails, and leaves the rules and sets as they were.
+# fails, and leaves the rules and sets as they were. IPv6 refused at its
+# commit after IPv4's (a test hook): IPv4 is put back, then the whole
+# ruleset written.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../netns/tap.sh"
@@ -127,4 +129,25 @@ else
 fi
 state "$B" > "$tmp/after" && diff -u "$tmp/before" "$tmp/after" > /dev/null &&
 	ok "a refused update changes no rule and no set" || not_ok "a refused update changed something"
+
+# both families' tests pass, IPv4 commits, then IPv6 is refused at its
+# commit (the agent's test hook, on the difference only): IPv4 is put back,
+# the set changes undone, and the whole ruleset written instead
+touch "$tmp/refuse6"
+if err=$(ip netns exec "$B" env LARCH_AGENT_TEST_REFUSE="$tmp/refuse6" "$agent" --host x \
+	--firewall iptables --apply "$tmp/v1.ipt" --from "$tmp/v6.ipt" 2>&1); then
+	echo "# ${err//$'\n'/ }"
+	grep -q "IPv6 refused after IPv4; IPv4 put back as it was" <<<"$err" &&
+		grep -q "writing the whole ruleset" <<<"$err" &&
+		ok "IPv6 refused after the IPv4 commit: IPv4 put back, then the whole ruleset" ||
+		not_ok "IPv6 refused after the IPv4 commit: IPv4 put back, then the whole ruleset"
+else
+	not_ok "IPv6 refused after the IPv4 commit: the whole ruleset failed too: $err"
+fi
+ip netns del "$A" 2>/dev/null
+ip netns add "$A" || exit 1
+ip netns exec "$A" "$agent" --host x --firewall iptables --apply "$tmp/v1.ipt" > /dev/null ||
+	not_ok "the whole ruleset failed to load"
+state "$A" > "$tmp/a" && state "$B" > "$tmp/b" && diff -u "$tmp/a" "$tmp/b" > /dev/null &&
+	ok "... which leaves what loading it whole does" || not_ok "... which leaves what loading it whole does"
 tap_end
