@@ -44,11 +44,16 @@ struct kept {
 	unsigned long feed;        /* every change up to here is applied */
 	unsigned long loads;       /* times the lists were read whole */
 	bool loaded;
+	struct policy_cache *pc;   /* the compiler's parsed documents */
 };
 
-struct kept *kept_new(void)
+struct kept *kept_new(struct policy_cache *pc)
 {
-	return calloc(1, sizeof(struct kept));
+	struct kept *k = calloc(1, sizeof(struct kept));
+
+	if (k)
+		k->pc = pc;
+	return k;
 }
 
 void kept_reset(struct kept *k)
@@ -86,8 +91,9 @@ static const char *str(json_t *o, const char *f)
 }
 
 /* The store key of a list item: what the feed calls it (larchd's key_*
- * functions and document IDs). NULL when the item lacks what names it. */
-static char *item_key(int list, json_t *o)
+ * functions and document IDs). NULL when the item lacks what names it.
+ * Documents are parsed into the compiler's cache on the way. */
+static char *item_key(struct kept *k, int list, json_t *o)
 {
 	switch (list) {
 	case K_TENANTS:
@@ -107,14 +113,9 @@ static char *item_key(int list, json_t *o)
 		return s;
 	}
 	default: { /* documents: policies and namespaces */
-		struct policy p = {0};
 		struct error err = {0};
-		char *id, *s;
+		char *id = policy_cache_id(k->pc, o, &err), *s;
 
-		if (policy_parse(o, &p, &err) < 0)
-			return NULL;
-		id = policy_id(&p);
-		policy_release(&p);
 		if (!id)
 			return NULL;
 		s = fmt("/larch/docs/%s", id);
@@ -148,7 +149,7 @@ static int load(struct kept *k, struct httpc *h)
 		k->rev[i] = (unsigned long)json_integer_value(json_object_get(resp, "revision"));
 		low = i == 0 || k->rev[i] < low ? k->rev[i] : low;
 		json_array_foreach(json_object_get(resp, "items"), j, o) {
-			char *key = item_key(i, o);
+			char *key = item_key(k, i, o);
 
 			if (!key) {
 				log_warnx("larchd: %s: an item without its name; reading again later",

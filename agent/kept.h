@@ -9,7 +9,10 @@
 struct httpc;
 struct kept;
 
-struct kept *kept_new(void);
+/* pc (may be NULL): the documents read whole are parsed into it, for the
+ * compile that follows. */
+struct policy_cache;
+struct kept *kept_new(struct policy_cache *pc);
 void kept_free(struct kept *k);
 /* Forget everything: the next kept_sync reads the lists whole. */
 void kept_reset(struct kept *k);

@@ -807,7 +807,7 @@ int main(int argc, char **argv)
 	if ((ret = nl_open(&nl)) < 0 || (ret = nl_open(&nl_sock)) < 0)
 		fatalx("netlink: %s", strerror(-ret));
 	rc = reconciler_new();
-	if (!(kept = kept_new()) || !(pcache = policy_cache_new()))
+	if (!(pcache = policy_cache_new()) || !(kept = kept_new(pcache)))
 		fatalx("out of memory");
 	h = client(10000);
 	if (o.once) {

@@ -119,6 +119,10 @@ struct world;
 struct policy_cache;
 struct policy_cache *policy_cache_new(void);
 void policy_cache_free(struct policy_cache *pc);
+/* Document doc parsed, through pc: its ID ("Kind/name" or
+ * "NetworkPolicy/namespace/name", malloc'd), or NULL with err set. The
+ * next policy_world call finds doc parsed. */
+char *policy_cache_id(struct policy_cache *pc, json_t *doc, struct error *err);
 
 /*
  * From larchd's lists (each the "items" array of its GET): /v1/tenants,

@@ -326,6 +326,20 @@ oom:
 	return -1;
 }
 
+char *policy_cache_id(struct policy_cache *pc, json_t *doc, struct error *err)
+{
+	struct policy p;
+	char *id;
+
+	if (parse_doc(pc, doc, &p, err) < 0)
+		return NULL;
+	if (!(id = policy_id(&p)))
+		error_set(err, ENOMEM, 500, "internal", "", "", "out of memory");
+	if (!pc)
+		policy_release(&p);
+	return id;
+}
+
 /* Drop the documents the last call was not given. */
 static void pc_sweep(struct policy_cache *pc)
 {
