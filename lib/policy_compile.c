@@ -845,13 +845,16 @@ static unsigned eps_set(struct render *r, struct cache *c, const struct epsel *s
 		free(key);
 		return ps->set;
 	}
-	if (!(v = calloc(2 * w->neps + 1, sizeof(*v)))) {
+	/* room for two addresses per candidate (written before they are read:
+	 * no zeroing; most selectors are a namespace's, a few dozen endpoints) */
+	if (sel->ns)
+		ns_range(w, w->neps, ep_ns, sel->ns, &lo, &hi);
+	if (!(v = malloc((2 * (sel->ns ? hi - lo : w->neps) + 1) * sizeof(*v)))) {
 		free(key);
 		return 0;
 	}
 	if (sel->ns) {
 		/* one namespace: its range of the index */
-		ns_range(w, w->neps, ep_ns, sel->ns, &lo, &hi);
 		for (size_t i = lo; i < hi; i++)
 			if (sel_match(w, sel, w->by_ns[i]))
 				n = add_addrs(w->by_ns[i], v, n);
