@@ -110,8 +110,12 @@ check "a peer block route ($blk) deleted by hand is back within one resync ($RES
 	wait_for $((RESYNC + 2)) bash -c "ip netns exec $NSP-h11 ip route show $blk | grep -q 'via 192.168.1.12'"
 
 # --once: with h12's agent stopped, a deleted route comes back from one pass.
+# The block must be an active one: the block h12-a emptied above is cooling,
+# and when its cool-down ends its blackhole goes for good.
 agent_stop h12
-blk=$(ns h12 ip -4 route show proto 201 | awk '/^blackhole/ {print $2; exit}')
+blk=$(curl -sf --unix-socket "$DIR/larchd.sock" "http://l/v1/blocks?host=h12" | python3 -c '
+import json, sys
+print(next(b["cidr"] for b in json.load(sys.stdin)["items"] if b["state"] == "active" and ":" not in b["cidr"]))')
 ns h12 ip route del blackhole "$blk"
 ns h12 "$BIN/larch-agent" --once --server "unix:$DIR/larchd.sock" --host h12 --uplink eth0 \
 	--next-hop 192.168.1.1 --next-hop fd00:1::1 2>>"$DIR/agent-once.log"
