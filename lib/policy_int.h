@@ -4,9 +4,10 @@
 
 /*
  * Inside the policy compiler: the world it compiles from, and the state of
- * one rendering, shared by lib/policy_compile.c (the world, the nftables
- * ruleset, the policy chains and sets of both backends) and
- * lib/policy_ipt.c (the iptables endpoint chains and dispatch).
+ * one rendering, shared by lib/policy_world.c (building the world,
+ * selector matching), lib/policy_compile.c (the nftables ruleset, the
+ * policy chains and sets of both backends) and lib/policy_ipt.c (the
+ * iptables endpoint chains and dispatch).
  */
 #include <stdarg.h>
 #include <stdbool.h>
@@ -98,6 +99,15 @@ struct cache {
 	struct hmap peers;
 };
 
+/* lib/policy_world.c: selector matching and the namespace index */
+bool ns_match(const struct world *w, const struct labelsel *s, const char *ns);
+bool sel_match(const struct world *w, const struct epsel *s, const struct w_ep *e);
+/* [*lo, *hi): the entries 0..n-1, sorted by namespace, in namespace ns */
+void ns_range(const struct world *w, size_t n, const char *(*ns_at)(const struct world *, size_t),
+	      const char *ns, size_t *lo, size_t *hi);
+const char *ep_ns(const struct world *w, size_t i); /* w->by_ns[i]'s namespace */
+
+/* lib/policy_compile.c */
 void put_comment(FILE *f, char kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 #define comment_line(f, ...) put_comment(f, 'n', __VA_ARGS__)
 #define hash_line(f, ...) put_comment(f, '#', __VA_ARGS__)

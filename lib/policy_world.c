@@ -1,0 +1,481 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DOC: the policy compiler's world
+ *
+ * What the compiler works from, built from larchd's lists (policy_world):
+ * endpoints (sorted, indexed by namespace), blocks, tenants, hosts, parsed
+ * policies and namespace documents (through a policy_cache when the caller
+ * keeps one), and for every local endpoint the policies that select it, per
+ * direction. Also the selector matching that building it and rendering
+ * (lib/policy_compile.c) share.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "hmap.h"
+#include "policy.h"
+#include "policy_int.h"
+
+static int cmp_ep(const void *a, const void *b)
+{
+	return strcmp(((const struct w_ep *)a)->handle, ((const struct w_ep *)b)->handle);
+}
+
+static const char *str(json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+void policy_world_free(struct world *w)
+{
+	if (!w)
+		return;
+	for (size_t i = 0; i < w->neps; i++) {
+		free(w->eps[i].pin);
+		free(w->eps[i].pout);
+	}
+	for (size_t i = 0; i < w->npols && !w->cached; i++)
+		policy_release(&w->pols[i]);
+	for (size_t i = 0; i < w->nnss && !w->cached; i++)
+		policy_release(&w->nss[i]);
+	free(w->by_ns);
+	free(w->pol_by_ns);
+	free(w->eps);
+	free(w->blocks);
+	free(w->tenants);
+	free(w->hosts);
+	free(w->pols);
+	free(w->nss);
+	json_decref(w->hold);
+	free(w);
+}
+
+size_t policy_world_local(const struct world *w)
+{
+	return w->nlocal;
+}
+
+/* ---- matching ---- */
+
+static bool in_values(const struct sel_expr *e, const char *v)
+{
+	for (size_t i = 0; i < e->nvalues; i++)
+		if (!strcmp(e->values[i], v))
+			return true;
+	return false;
+}
+
+#define NS_NAME_LABEL "kubernetes.io/metadata.name"
+
+/* A label's value. labels NULL: a namespace larchd has no document for,
+ * which still has its name label, as in Kubernetes (ns). */
+static const char *label(json_t *labels, const char *ns, const char *key)
+{
+	if (labels)
+		return json_string_value(json_object_get(labels, key));
+	return ns && !strcmp(key, NS_NAME_LABEL) ? ns : NULL;
+}
+
+static bool labels_match(const struct labelsel *s, json_t *labels, const char *ns)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		const struct sel_expr *e = &s->e[i];
+		const char *v = label(labels, ns, e->key);
+
+		switch (e->op) {
+		case SEL_IN:
+			if (!v || !in_values(e, v))
+				return false;
+			break;
+		case SEL_NOTIN:
+			if (v && in_values(e, v))
+				return false;
+			break;
+		case SEL_EXISTS:
+			if (!v)
+				return false;
+			break;
+		case SEL_NOTEXISTS:
+			if (v)
+				return false;
+			break;
+		}
+	}
+	return true;
+}
+
+static int cmp_ns_doc(const void *key, const void *doc)
+{
+	return strcmp(key, ((const struct policy *)doc)->name);
+}
+
+/* Do namespace ns's labels match? (w->nss is sorted by name) */
+bool ns_match(const struct world *w, const struct labelsel *s, const char *ns)
+{
+	const struct policy *d = bsearch(ns, w->nss, w->nnss, sizeof(*w->nss), cmp_ns_doc);
+
+	return labels_match(s, d ? d->labels : NULL, ns);
+}
+
+bool sel_match(const struct world *w, const struct epsel *s, const struct w_ep *e)
+{
+	if (s->tenant && strcmp(s->tenant, e->tenant))
+		return false;
+	if (s->segment && strcmp(s->segment, e->segment))
+		return false;
+	if (s->handle && strcmp(s->handle, e->handle))
+		return false;
+	if (s->ns && (!e->ns || strcmp(s->ns, e->ns)))
+		return false;
+	if (s->has_pods && !labels_match(&s->pods, e->labels, NULL))
+		return false;
+	if (s->has_nss && (!e->ns || !ns_match(w, &s->nss, e->ns)))
+		return false;
+	if (s->sg) {
+		size_t i;
+		json_t *v;
+		bool found = false;
+
+		json_array_foreach(e->sgs, i, v)
+			if (json_is_string(v) && !strcmp(json_string_value(v), s->sg))
+				found = true;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/* ---- indexes ---- */
+
+static int nscmp(const char *a, const char *b)
+{
+	return !a ? (b ? -1 : 0) : !b ? 1 : strcmp(a, b);
+}
+
+static int cmp_ep_ns(const void *a, const void *b)
+{
+	const struct w_ep *x = *(struct w_ep *const *)a, *y = *(struct w_ep *const *)b;
+	int c = nscmp(x->ns, y->ns);
+
+	return c ? c : strcmp(x->handle, y->handle);
+}
+
+static int cmp_pol_ns(const void *a, const void *b, void *arg)
+{
+	const struct world *w = arg;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	int c = nscmp(w->pols[x].applies.ns, w->pols[y].applies.ns);
+
+	return c ? c : (x > y) - (x < y);
+}
+
+/* [*lo, *hi) of the n entries, sorted by namespace, whose namespace
+ * (ns_at(w, i)) is ns: two binary searches. */
+void ns_range(const struct world *w, size_t n, const char *(*ns_at)(const struct world *, size_t),
+		     const char *ns, size_t *lo, size_t *hi)
+{
+	for (int upper = 0; upper < 2; upper++) {
+		size_t a = upper ? *lo : 0, b = n;
+
+		while (a < b) {
+			size_t m = (a + b) / 2;
+			int c = nscmp(ns_at(w, m), ns);
+
+			if (c < 0 || (upper && c == 0))
+				a = m + 1;
+			else
+				b = m;
+		}
+		*(upper ? hi : lo) = a;
+	}
+}
+
+const char *ep_ns(const struct world *w, size_t i)
+{
+	return w->by_ns[i]->ns;
+}
+
+static const char *pol_ns(const struct world *w, size_t i)
+{
+	return w->pols[w->pol_by_ns[i]].applies.ns;
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int cmp_ns_name(const void *a, const void *b)
+{
+	return strcmp(((const struct policy *)a)->name, ((const struct policy *)b)->name);
+}
+
+/* ---- building the world ---- */
+
+static int push_idx(size_t **v, size_t *n, size_t x)
+{
+	size_t *p = realloc(*v, (*n + 1) * sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	p[(*n)++] = x;
+	*v = p;
+	return 0;
+}
+
+struct pc_ent {
+	json_t *doc;        /* a reference: its address is the key */
+	struct policy p;
+	unsigned gen;       /* the last policy_world call that used it */
+};
+
+struct policy_cache {
+	struct hmap m;
+	unsigned gen;
+};
+
+struct policy_cache *policy_cache_new(void)
+{
+	return calloc(1, sizeof(struct policy_cache));
+}
+
+static void pc_drop(struct pc_ent *e)
+{
+	policy_release(&e->p);
+	json_decref(e->doc);
+	free(e);
+}
+
+void policy_cache_free(struct policy_cache *pc)
+{
+	struct pc_ent *e;
+	size_t it = 0;
+
+	if (!pc)
+		return;
+	while ((e = hmap_next(&pc->m, &it)))
+		pc_drop(e);
+	hmap_release(&pc->m);
+	free(pc);
+}
+
+static uint64_t hash_doc(const json_t *doc)
+{
+	return hash_mix((uint64_t)(uintptr_t)doc, 0x9e3779b97f4a7c15ULL);
+}
+
+static bool eq_doc(const void *val, const void *key)
+{
+	return ((const struct pc_ent *)val)->doc == key;
+}
+
+/* Document o parsed into *out: from pc when it has o, else parsed (and
+ * kept in pc). Without pc, *out is the caller's to release. */
+static int parse_doc(struct policy_cache *pc, json_t *o, struct policy *out, struct error *err)
+{
+	struct pc_ent *e;
+	size_t slot;
+
+	if (!pc)
+		return policy_parse(o, out, err);
+	if (!(e = hmap_lookup(&pc->m, hash_doc(o), eq_doc, o, &slot))) {
+		if (!(e = calloc(1, sizeof(*e))))
+			goto oom;
+		if (policy_parse(o, &e->p, err) < 0) {
+			free(e);
+			return -1;
+		}
+		if (hmap_insert_at(&pc->m, slot, hash_doc(o), e) < 0) {
+			policy_release(&e->p);
+			free(e);
+			goto oom;
+		}
+		e->doc = json_incref(o);
+	}
+	e->gen = pc->gen;
+	*out = e->p;
+	return 0;
+oom:
+	error_set(err, ENOMEM, 500, "internal", "", "", "out of memory");
+	return -1;
+}
+
+char *policy_cache_id(struct policy_cache *pc, json_t *doc, struct error *err)
+{
+	struct policy p;
+	char *id;
+
+	if (parse_doc(pc, doc, &p, err) < 0)
+		return NULL;
+	if (!(id = policy_id(&p)))
+		error_set(err, ENOMEM, 500, "internal", "", "", "out of memory");
+	if (!pc)
+		policy_release(&p);
+	return id;
+}
+
+/* Drop the documents the last call was not given. */
+static void pc_sweep(struct policy_cache *pc)
+{
+	struct pc_ent *e;
+	size_t it = 0;
+
+	while ((e = hmap_next(&pc->m, &it)))
+		if (e->gen != pc->gen) {
+			hmap_remove(&pc->m, hash_doc(e->doc), eq_doc, e->doc);
+			pc_drop(e);
+		}
+}
+
+struct world *policy_world(json_t *tenants, json_t *blocks, json_t *hosts, json_t *endpoints,
+			   json_t *policies, json_t *namespaces, const char *host,
+			   void (*ifname)(const char *handle, char out[16]),
+			   struct policy_cache *pc, struct error *err)
+{
+	struct world *w = calloc(1, sizeof(*w));
+	size_t i;
+	json_t *o;
+
+	if (!w)
+		goto oom;
+	w->hold = json_pack("[OOOOOO]", tenants, blocks, hosts, endpoints, policies, namespaces);
+	w->host = host;
+	w->eps = calloc(json_array_size(endpoints) + 1, sizeof(*w->eps));
+	w->blocks = calloc(json_array_size(blocks) + 1, sizeof(*w->blocks));
+	w->tenants = calloc(json_array_size(tenants) + 1, sizeof(*w->tenants));
+	w->hosts = calloc(json_array_size(hosts) + 1, sizeof(*w->hosts));
+	w->pols = calloc(json_array_size(policies) + 1, sizeof(*w->pols));
+	/* Namespace documents may come in either list */
+	w->nss = calloc(json_array_size(namespaces) + json_array_size(policies) + 1,
+			sizeof(*w->nss));
+	if (!w->hold || !w->eps || !w->blocks || !w->tenants || !w->hosts || !w->pols || !w->nss)
+		goto oom;
+	json_array_foreach(tenants, i, o) {
+		const char *iso = str(o, "isolation");
+
+		w->tenants[w->ntenants].name = str(o, "name");
+		if (iso && isolation_parse(iso, &w->tenants[w->ntenants].iso) < 0) {
+			error_invalid(err, "isolation", iso, "tenant %s: isolation %s is unknown",
+				      str(o, "name"), iso);
+			goto fail;
+		}
+		w->ntenants++;
+	}
+	json_array_foreach(blocks, i, o) {
+		struct w_block *b = &w->blocks[w->nblocks];
+
+		b->tenant = str(o, "tenant");
+		b->segment = str(o, "segment");
+		if (!b->tenant || !b->segment || !str(o, "cidr") ||
+		    prefix_parse(str(o, "cidr"), &b->cidr, 0, "cidr", err) < 0)
+			goto fail;
+		w->nblocks++;
+	}
+	json_array_foreach(hosts, i, o)
+		if (str(o, "address") && prefix_parse(str(o, "address"), &w->hosts[w->nhosts], 0,
+						      "address", NULL) == 0)
+			w->nhosts++;
+	json_array_foreach(endpoints, i, o) {
+		struct w_ep *e = &w->eps[w->neps];
+		json_t *a;
+		size_t j;
+
+		e->handle = str(o, "handle");
+		e->tenant = str(o, "tenant");
+		e->segment = str(o, "segment");
+		e->host = str(o, "host");
+		e->ns = str(o, "namespace");
+		e->labels = json_object_get(o, "labels");
+		e->sgs = json_object_get(o, "security_groups");
+		if (!e->handle || !e->tenant || !e->segment)
+			continue;
+		json_array_foreach(json_object_get(o, "addresses"), j, a) {
+			if (e->na < 2 && str(a, "address") &&
+			    prefix_parse(str(a, "address"), &e->a[e->na], 0, "address", NULL) == 0)
+				e->na++;
+		}
+		e->local = host && e->host && !strcmp(e->host, host);
+		if (e->local) {
+			ifname(e->handle, e->ifname);
+			w->nlocal++;
+		}
+		w->neps++;
+	}
+	qsort(w->eps, w->neps, sizeof(*w->eps), cmp_ep);
+	w->cached = pc != NULL;
+	if (pc)
+		pc->gen++;
+	json_array_foreach(policies, i, o) {
+		if (parse_doc(pc, o, &w->pols[w->npols], err) < 0)
+			goto fail;
+		if (w->pols[w->npols].kind == PK_NAMESPACE) {
+			w->nss[w->nnss++] = w->pols[w->npols];
+			continue;
+		}
+		w->npols++;
+	}
+	json_array_foreach(namespaces, i, o) {
+		if (parse_doc(pc, o, &w->nss[w->nnss], err) < 0)
+			goto fail;
+		w->nnss++;
+	}
+	if (pc)
+		pc_sweep(pc);
+	qsort(w->nss, w->nnss, sizeof(*w->nss), cmp_ns_name);
+	w->by_ns = calloc(w->neps + 1, sizeof(*w->by_ns));
+	w->pol_by_ns = calloc(w->npols + 1, sizeof(*w->pol_by_ns));
+	if (!w->by_ns || !w->pol_by_ns)
+		goto oom;
+	for (i = 0; i < w->neps; i++)
+		w->by_ns[i] = &w->eps[i];
+	qsort(w->by_ns, w->neps, sizeof(*w->by_ns), cmp_ep_ns);
+	for (i = 0; i < w->npols; i++)
+		w->pol_by_ns[i] = i;
+	qsort_r(w->pol_by_ns, w->npols, sizeof(*w->pol_by_ns), cmp_pol_ns, w);
+	/* which policies select each local endpoint, per direction: those of
+	 * any namespace, then those of the endpoint's, in document order */
+	for (i = 0; i < w->neps; i++) {
+		struct w_ep *e = &w->eps[i];
+		size_t lo0, hi0, lo, hi, *cand, nc = 0;
+
+		if (!e->local)
+			continue;
+		ns_range(w, w->npols, pol_ns, NULL, &lo0, &hi0);
+		if (e->ns)
+			ns_range(w, w->npols, pol_ns, e->ns, &lo, &hi);
+		else
+			lo = hi = 0;
+		if (!(cand = malloc((hi0 - lo0 + hi - lo + 1) * sizeof(*cand))))
+			goto oom;
+		for (size_t k = lo0; k < hi0; k++)
+			cand[nc++] = w->pol_by_ns[k];
+		for (size_t k = lo; k < hi; k++)
+			cand[nc++] = w->pol_by_ns[k];
+		qsort(cand, nc, sizeof(*cand), cmp_size);
+		for (size_t c = 0; c < nc; c++) {
+			const struct policy *p = &w->pols[cand[c]];
+
+			if (!sel_match(w, &p->applies, e))
+				continue;
+			if ((p->ingress && push_idx(&e->pin, &e->npin, cand[c]) < 0) ||
+			    (p->egress && push_idx(&e->pout, &e->npout, cand[c]) < 0)) {
+				free(cand);
+				goto oom;
+			}
+		}
+		free(cand);
+	}
+	return w;
+oom:
+	error_set(err, ENOMEM, 500, "internal", "", "", "out of memory");
+fail:
+	policy_world_free(w);
+	if (pc)
+		pc_sweep(pc); /* as on success: what this call did not use goes */
+	return NULL;
+}
