@@ -56,7 +56,8 @@ struct kept *kept_new(struct policy_cache *pc)
 	return k;
 }
 
-void kept_reset(struct kept *k)
+/* Forget everything: the next kept_sync reads the lists whole. */
+static void kept_reset(struct kept *k)
 {
 	for (int i = 0; i < K_N; i++) {
 		json_decref(k->items[i]);
@@ -316,11 +317,6 @@ json_t *kept_state(struct kept *k)
 		}
 	}
 	return state;
-}
-
-unsigned long kept_revision(const struct kept *k)
-{
-	return k->loaded ? k->feed : 0;
 }
 
 json_t *kept_endpoints_on(struct kept *k, const char *host)

@@ -14,16 +14,12 @@ struct kept;
 struct policy_cache;
 struct kept *kept_new(struct policy_cache *pc);
 void kept_free(struct kept *k);
-/* Forget everything: the next kept_sync reads the lists whole. */
-void kept_reset(struct kept *k);
 /* Bring k up to larchd's newest revision: the lists whole when whole is set
  * or nothing is kept yet, then the change feed. 1 when the lists changed
  * (or were read whole), 0 when they did not, -1 (logged) with k reset. */
 int kept_sync(struct kept *k, struct httpc *h, bool whole);
 /* The lists as fw_render reads them: {"tenants": {"items": [...]}, ...}. */
 json_t *kept_state(struct kept *k);
-/* The revision k is consistent with; 0 when nothing is kept. */
-unsigned long kept_revision(const struct kept *k);
 /* The kept endpoints on host, as larchd's list answer {"revision", "items"}
  * (a new reference), or NULL on out of memory. */
 json_t *kept_endpoints_on(struct kept *k, const char *host);

@@ -443,7 +443,7 @@ static unsigned long pass(struct httpc *h, struct nl *nl, bool force, bool route
 		rev = routes ? route_pass(h, nl) : (m.revision ?: 1);
 	ok = rev != 0;
 	if (ok && o.fw != FW_NONE &&
-	    (synced || force || !fw_last || __atomic_load_n(&fw_failed, __ATOMIC_RELAXED)))
+	    (synced || force || __atomic_load_n(&fw_failed, __ATOMIC_RELAXED)))
 		ok = firewall_pass(force) == 0;
 	if (o.fw != FW_NONE)
 		__atomic_store_n(&fw_failed, !ok, __ATOMIC_RELAXED);
@@ -476,8 +476,8 @@ static int relevant(json_t *changes)
 			json_object_get(json_object_get(c, "object"), "host"));
 		const char *slash = strrchr(key, '/');
 
-		for (size_t k = 0; k < sizeof(fw_kinds) / sizeof(fw_kinds[0]); k++)
-			if (o.fw != FW_NONE && !strcmp(kind, fw_kinds[k]))
+		for (size_t k = 0; o.fw != FW_NONE && k < sizeof(fw_kinds) / sizeof(fw_kinds[0]); k++)
+			if (!strcmp(kind, fw_kinds[k]))
 				r |= CH_FIREWALL;
 		if (!strcmp(kind, "block") || !strcmp(kind, "group") || !strcmp(kind, "host") ||
 		    !strcmp(kind, "space"))
