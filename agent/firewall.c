@@ -16,7 +16,8 @@
  * one transaction over the filter table, rewrite the agent's own chains
  * (PREFIX-*), delete its stale ones and insert the two jumps from FORWARD
  * and INPUT if they are missing; nobody else's chains or rules are touched.
- * Both inputs are tried with --test before either is committed. Then the
+ * The whole ruleset's inputs are tried with --test before either is
+ * committed (a difference is not: see ipt_diff). Then the
  * previous generation's sets are destroyed. A failure before the commit
  * destroys the new sets and leaves everything as it was.
  */
@@ -880,7 +881,7 @@ static void ipt_rollback_v4(const char *prefix, const struct ichains *n, const s
 }
 
 /* Tests: while the file $LARCH_AGENT_TEST_REFUSE exists, the IPv6 commit of
- * a difference (not its test) gets a jump to a target that does not exist,
+ * a difference gets a jump to a target that does not exist,
  * so that IPv6 fails after IPv4 has committed, as a race with another tool
  * could make it. NULL, or the input with that rule (malloc'd). */
 static char *test_refuse_v6(const char *in)
@@ -901,8 +902,9 @@ static char *test_refuse_v6(const char *in)
 /*
  * The difference from ipt_last to tmpl, in the generation in force: set
  * elements added and deleted (`ipset restore`), then per family the chains
- * that change (`iptables-restore --noflush`, both tried with --test first).
- * If the chains are refused, the set changes are undone. 0 done; 1 it
+ * that change (`iptables-restore --noflush`, IPv4 then IPv6, each one
+ * transaction; no --test first). If IPv6 is refused after IPv4 committed,
+ * IPv4 is put back; if the chains are refused, the set changes are undone. 0 done; 1 it
  * cannot be a difference (sets change kind, or no generation known);
  * -1 failed (errbuf), everything as it was as far as the undo could.
  */
@@ -958,9 +960,9 @@ static int ipt_diff(const char *prefix, const char *tmpl, char *errbuf, size_t e
 			goto undo;
 		applied_sets = true;
 	}
-	for (k = 0; k < 2; k++)
-		if (in[k] && run_msg(test[k], in[k], errbuf, errlen) < 0)
-			goto undo;
+	/* No --test runs first (each iptables-restore costs 10-20 ms): a
+	 * family's commit is one transaction, and IPv4 is put back if IPv6 is
+	 * refused after it. */
 	if ((bad6 = test_refuse_v6(in[1]))) {
 		free(in[1]);
 		in[1] = bad6;

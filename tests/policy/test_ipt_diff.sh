@@ -130,7 +130,7 @@ fi
 state "$B" > "$tmp/after" && diff -u "$tmp/before" "$tmp/after" > /dev/null &&
 	ok "a refused update changes no rule and no set" || not_ok "a refused update changed something"
 
-# both families' tests pass, IPv4 commits, then IPv6 is refused at its
+# IPv4 commits, then IPv6 is refused at its
 # commit (the agent's test hook, on the difference only): IPv4 is put back,
 # the set changes undone, and the whole ruleset written instead
 touch "$tmp/refuse6"
