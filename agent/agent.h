@@ -72,6 +72,22 @@ int fw_apply(enum fw_kind kind, const char *table, const char *text, char *errbu
 bool fw_present(enum fw_kind kind, const char *table);
 /* Forget the ruleset in force: the next nftables apply replaces the table. */
 void fw_forget(void);
+/*
+ * nftables: set each local endpoint's interface group to its class (the map
+ * ep_class of the ruleset in force), and other `lx` interfaces' to 0. all:
+ * every interface (a link dump: agent start, resync); else only where what
+ * the ruleset wants differs from what the agent set last. Returns the
+ * failures (logged).
+ */
+unsigned fw_groups(struct nl *nl, bool all);
+/* After an nftables apply: the classes the ruleset in force wants, from its
+ * map ep_class (rs: read over netlink; NULL: from the text nft -f took). */
+struct nft_rs;
+void fw_groups_wanted(const struct nft_rs *rs, const char *text);
+/* nftables: a thread that sets the group of each `lx` interface as it
+ * appears or changes (link events), so that a pod's interface created after
+ * the pass that compiled its class is dispatched at once. 0 or -errno. */
+int fw_groups_watch(void);
 /* --apply FILE [--from OLD] (tests, benches): put the rendered ruleset FILE
  * in force in this network namespace as the agent does: the difference from
  * OLD (which must be the ruleset in force), or the whole ruleset; prints

@@ -251,6 +251,8 @@ static int nft_apply(const char *text, char *errbuf, size_t errlen)
 		nft_last = NULL;
 		nft_used_cli = true;
 		r = nft_cli(text, errbuf, errlen);
+		if (r == 0)
+			fw_groups_wanted(NULL, text);
 		free(bad);
 		return r;
 	}
@@ -258,6 +260,7 @@ static int nft_apply(const char *text, char *errbuf, size_t errlen)
 	nft_rs_free(nft_last);
 	nft_last = rs;
 	nft_last_stats = st;
+	fw_groups_wanted(rs, NULL);
 	return 0;
 }
 
@@ -306,6 +309,16 @@ int fw_apply_file(enum fw_kind kind, const char *table, const char *path, const 
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	{
+		/* the interfaces' groups, as the agent sets them (none in most
+		 * tests' namespaces) */
+		struct nl *nl;
+
+		if (nl_open(&nl) == 0) {
+			fw_groups(nl, true);
+			nl_close(nl);
+		}
+	}
 	if (nft_used_cli)
 		printf("applied with nft -f: %.3f ms\n", ms);
 	else

@@ -445,6 +445,11 @@ static unsigned long pass(struct httpc *h, struct nl *nl, bool force, bool route
 	if (ok && o.fw != FW_NONE &&
 	    (synced || force || __atomic_load_n(&fw_failed, __ATOMIC_RELAXED)))
 		ok = firewall_pass(force) == 0;
+	/* the interfaces' groups: after every pass (an apply may change the
+	 * classes; a missing interface is looked for again only at a resync,
+	 * or when its link event comes) */
+	if (o.fw == FW_NFT && fw_groups(nl, force))
+		m.fw_errors++;
 	if (o.fw != FW_NONE)
 		__atomic_store_n(&fw_failed, !ok, __ATOMIC_RELAXED);
 	if (ok)
@@ -828,6 +833,13 @@ int main(int argc, char **argv)
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	if (o.fw == FW_NFT) {
+		int e = fw_groups_watch();
+
+		if (e < 0)
+			log_warnx("firewall: cannot follow link events (%s): a new interface gets "
+				  "its group at the next resync", strerror(-e));
+	}
 	sc.h = client(10000);
 	sc.nl = nl_sock;
 	d = serve(&sc);

@@ -86,11 +86,14 @@ static void table_msg(struct batch *b, uint16_t type)
 
 
 const struct stype stypes[] = {
-	{ "ipv4_addr", T_IPADDR, 4, false, false, 2, AF_INET },
-	{ "ipv6_addr", T_IP6ADDR, 16, false, false, 2, AF_INET6 },
-	{ "ifname . ipv4_addr", T_IFNAME << 6 | T_IPADDR, 20, false, true, 0, AF_INET },
-	{ "ifname . ipv6_addr", T_IFNAME << 6 | T_IP6ADDR, 32, false, true, 0, AF_INET6 },
-	{ "ifname : verdict", T_IFNAME, 16, true, false, 1, 0 },
+	{ "ipv4_addr", T_IPADDR, 4, false, false, 2, AF_INET, 0 },
+	{ "ipv6_addr", T_IP6ADDR, 16, false, false, 2, AF_INET6, 0 },
+	{ "ifname . ipv4_addr", T_IFNAME << 6 | T_IPADDR, 20, false, true, 0, AF_INET, 0 },
+	{ "ifname . ipv6_addr", T_IFNAME << 6 | T_IP6ADDR, 32, false, true, 0, AF_INET6, 0 },
+	{ "ifname : verdict", T_IFNAME, 16, true, false, 1, 0, T_VERDICT },
+	{ "devgroup", T_DEVGROUP, 4, false, false, 1, 0, 0 },
+	{ "devgroup : verdict", T_DEVGROUP, 4, true, false, 1, 0, T_VERDICT },
+	{ "ifname : devgroup", T_IFNAME, 16, true, false, 1, 0, T_DEVGROUP },
 };
 
 static const struct stype *stype_of(const struct obj *o)
@@ -155,18 +158,50 @@ static int verdict_parse(const char *s, uint32_t *v, const char **chain)
 	return 0;
 }
 
+/* A devgroup: a decimal number of 32 bits (as nft lists it), in host order
+ * into out; the end in *end. */
+static bool devgroup_parse(const char *s, uint32_t *out, const char **end)
+{
+	char *e;
+	unsigned long v;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoul(s, &e, 10);
+	if (errno || v > UINT32_MAX)
+		return false;
+	*out = (uint32_t)v;
+	*end = e;
+	return true;
+}
+
 /* A plain element (not an interval set's): false if it cannot be read. */
 static bool elem_parse(const struct stype *ty, const char *s, struct elem *e)
 {
 	const char *p = s;
+	uint32_t g;
 	int len;
 
 	memset(e, 0, sizeof(*e));
-	if (ty->map) {
-		while (*p == ' ')
-			p++;
-		if (!ifname_key(p, e->key, &p) || strncmp(p, " : ", 3))
+	while (ty->map && *p == ' ')
+		p++;
+	if (ty->key_type == T_DEVGROUP) {
+		if (!devgroup_parse(p, &g, &p))
 			return false;
+		memcpy(e->key, &g, 4);
+		if (!ty->map)
+			return !*p;
+	} else if (ty->map && !ifname_key(p, e->key, &p)) {
+		return false;
+	}
+	if (ty->map) {
+		if (strncmp(p, " : ", 3))
+			return false;
+		if (ty->data_type == T_DEVGROUP) {
+			e->has_data = true;
+			return devgroup_parse(p + 3, &e->data, &p) && !*p;
+		}
 		e->is_verdict = true;
 		return verdict_parse(p + 3, &e->verdict, &e->chain) == 0;
 	}
@@ -301,6 +336,8 @@ void elems_msgs(struct batch *b, const struct obj *o, const char *name, uint32_t
 				nftnl_set_elem_set_str(el, NFTNL_SET_ELEM_CHAIN, e[k].chain);
 			if (add && e[k].is_verdict)
 				nftnl_set_elem_set_u32(el, NFTNL_SET_ELEM_VERDICT, e[k].verdict);
+			if (add && e[k].has_data)
+				nftnl_set_elem_set(el, NFTNL_SET_ELEM_DATA, &e[k].data, 4);
 			if (add && e[k].open) {
 				struct nftnl_udata_buf *u = nftnl_udata_buf_alloc(16);
 
@@ -376,13 +413,19 @@ static void set_add(struct batch *b, const struct obj *o, const struct stype *ty
 	nftnl_set_set_u32(s, NFTNL_SET_ID, ++b->set_id);
 	nftnl_set_set_u32(s, NFTNL_SET_FLAGS,
 			  (o->interval ? NFT_SET_INTERVAL : 0) | (ty->map ? NFT_SET_MAP : 0));
-	if (ty->map)
+	if (ty->map && ty->data_type == T_VERDICT) {
 		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
-	/* the user data nft writes: key (and data) byte order, a
-	 * concatenation's "typeof", the comment */
+	} else if (ty->map) {
+		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, ty->data_type);
+		nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, 4);
+	}
+	/* the user data nft writes: key (and data) byte order (a verdict's
+	 * none, a devgroup's the host's), a concatenation's "typeof", the
+	 * comment */
 	ok = nftnl_udata_put_u32(u, NFTNL_UDATA_SET_KEYBYTEORDER, ty->byteorder);
 	if (ty->map)
-		ok = ok && nftnl_udata_put_u32(u, NFTNL_UDATA_SET_DATABYTEORDER, 0) &&
+		ok = ok && nftnl_udata_put_u32(u, NFTNL_UDATA_SET_DATABYTEORDER,
+					       ty->data_type == T_VERDICT ? 0 : 1) &&
 		     nftnl_udata_put_u32(u, NFTNL_UDATA_SET_DATA_INTERVAL, 0);
 	if (ty->concat)
 		ok = ok && nftnl_udata_put(u, NFTNL_UDATA_SET_KEY_TYPEOF, 8,

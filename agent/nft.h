@@ -46,6 +46,10 @@ struct nft_stats {
 int nft_rs_apply(const struct nft_rs *old, const struct nft_rs *rs, struct nft_stats *st,
 		 char *err, size_t errlen);
 
+/* The elements of set or map `name` as the text gives them (NULL, *n 0: no
+ * such set). */
+char *const *nft_rs_map(const struct nft_rs *rs, const char *name, size_t *n);
+
 /* Does table inet `table` exist in this network namespace? */
 bool nft_table_present(const char *table);
 

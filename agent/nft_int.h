@@ -91,10 +91,12 @@ struct stype {
 	bool map, concat;
 	uint32_t byteorder; /* nft's, in the set's user data: 1 host, 2 big endian */
 	int af;             /* the address part: AF_INET, AF_INET6, 0: none */
+	uint32_t data_type; /* a map's: T_VERDICT, or T_DEVGROUP (4 bytes, host order) */
 };
 
 /* nft's datatype numbers; a concatenation's is (a << 6) | b */
-enum { T_VERDICT = 1, T_IPADDR = 7, T_IP6ADDR = 8, T_INET_SERVICE = 13, T_IFNAME = 41 };
+enum { T_VERDICT = 1, T_IPADDR = 7, T_IP6ADDR = 8, T_INET_SERVICE = 13, T_DEVGROUP = 35,
+       T_IFNAME = 41 };
 
 /* One element as the kernel takes it. */
 struct elem {
@@ -102,6 +104,8 @@ struct elem {
 	uint32_t flags;     /* NFT_SET_ELEM_INTERVAL_END */
 	bool open;          /* an interval to the end of the address space */
 	bool is_verdict;    /* a map's element: verdict (and chain) */
+	bool has_data;      /* a data map's element: data (a devgroup) */
+	uint32_t data;
 	uint32_t verdict;
 	const char *chain;  /* jump, goto: into the item's text */
 };
@@ -118,7 +122,7 @@ void batch_fail(struct batch *b, int e, const struct obj *o, const char *item, c
 struct nlmsghdr *batch_msg(struct batch *b, uint16_t type, uint16_t flags, const struct obj *o,
 			    const char *item, const char *op);
 void batch_sent(struct batch *b);
-extern const struct stype stypes[5];
+extern const struct stype stypes[8];
 bool ifname_key(const char *s, uint8_t key[16], const char **end);
 bool nft_addr_parse(const char *s, int af, uint8_t a[16], int *len);
 bool next_addr(const uint8_t *hi, size_t n, uint8_t *out);

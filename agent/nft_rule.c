@@ -189,7 +189,7 @@ static uint32_t anon_set(struct rb *rb, char **w, size_t nw, size_t *i, int af)
 	char **items = w + *i + 1; /* the words up to "}" */
 	size_t n = 0, ne = 0;
 	struct obj o = { .kind = O_SET, .name = "__set%d", .item = items };
-	const struct stype ports = { "inet_service", T_INET_SERVICE, 2, false, false, 2, 0 };
+	const struct stype ports = { "inet_service", T_INET_SERVICE, 2, false, false, 2, 0, 0 };
 	const struct stype *ty = af == AF_INET ? &stypes[0] : af == AF_INET6 ? &stypes[1] : &ports;
 	struct elem *e = NULL;
 	struct nftnl_set *s;
@@ -517,6 +517,13 @@ void rule_add(struct batch *b, const struct obj *o, const char *line)
 			x_meta(&rb, NFT_META_L4PROTO, NFT_REG_1);
 			x_cmp(&rb, NFT_CMP_EQ, &v, 1);
 			rb.l4 = p;
+			i += 2;
+		} else if ((!strcmp(t, "iifgroup") || !strcmp(t, "oifgroup")) && i + 2 < nw &&
+			   !strcmp(w[i + 1], "vmap") && w[i + 2][0] == '@') {
+			/* dispatch by the interface's group */
+			x_meta(&rb, t[0] == 'i' ? NFT_META_IIFGROUP : NFT_META_OIFGROUP, NFT_REG_1);
+			x_lookup(&rb, w[i + 2] + 1, 0, NFT_REG_VERDICT, false);
+			verdict = true;
 			i += 2;
 		} else if (!strcmp(t, "iifname") || !strcmp(t, "oifname")) {
 			uint32_t key = t[0] == 'i' ? NFT_META_IIFNAME : NFT_META_OIFNAME;

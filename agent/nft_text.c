@@ -34,6 +34,14 @@ const struct obj *rs_find(const struct nft_rs *rs, bool chain, const char *name)
 	return hmap_find(&rs->names, name_hash(chain, name), eq_name, &k);
 }
 
+char *const *nft_rs_map(const struct nft_rs *rs, const char *name, size_t *n)
+{
+	const struct obj *o = rs_find(rs, false, name);
+
+	*n = o ? o->n : 0;
+	return o ? o->item : NULL;
+}
+
 void nft_rs_free(struct nft_rs *rs)
 {
 	if (!rs)

@@ -27,14 +27,14 @@ struct nl {
 	char buf[32768];
 };
 
-int nl_open(struct nl **out)
+static int open_groups(struct nl **out, unsigned groups)
 {
 	struct nl *nl = calloc(1, sizeof(*nl));
 
 	if (!nl)
 		return -ENOMEM;
 	nl->sock = mnl_socket_open(NETLINK_ROUTE);
-	if (!nl->sock || mnl_socket_bind(nl->sock, 0, MNL_SOCKET_AUTOPID) < 0) {
+	if (!nl->sock || mnl_socket_bind(nl->sock, groups, MNL_SOCKET_AUTOPID) < 0) {
 		int e = errno;
 
 		nl_close(nl);
@@ -47,6 +47,16 @@ int nl_open(struct nl **out)
 	nl->seq = (unsigned)time(NULL);
 	*out = nl;
 	return 0;
+}
+
+int nl_open(struct nl **out)
+{
+	return open_groups(out, 0);
+}
+
+int nl_open_link_events(struct nl **out)
+{
+	return open_groups(out, RTMGRP_LINK);
 }
 
 void nl_close(struct nl *nl)
@@ -322,6 +332,67 @@ int nl_link_info(struct nl *nl, int ifindex, uint8_t mac[6], unsigned *mtu)
 	memset(mac, 0, 6);
 	*mtu = 0;
 	return nl_talk(nl, nlh, link_cb, &ctx);
+}
+
+int nl_link_set_group(struct nl *nl, int ifindex, uint32_t group)
+{
+	struct nlmsghdr *nlh = nl_msg(nl, RTM_NEWLINK, NLM_F_ACK);
+	struct ifinfomsg *ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
+
+	ifm->ifi_family = AF_UNSPEC;
+	ifm->ifi_index = ifindex;
+	mnl_attr_put_u32(nlh, IFLA_GROUP, group);
+	return nl_talk(nl, nlh, NULL, NULL);
+}
+
+struct group_ctx {
+	nl_link_cb cb;
+	void *arg;
+	int ret;
+};
+
+static int group_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct group_ctx *ctx = data;
+	const struct nlattr *tb[IFLA_MAX + 1] = {0};
+	const struct ifinfomsg *ifm = mnl_nlmsg_get_payload(nlh);
+
+	mnl_attr_parse(nlh, sizeof(*ifm), link_attr, tb);
+	if (!ctx->ret && tb[IFLA_IFNAME])
+		ctx->ret = ctx->cb(ifm->ifi_index, mnl_attr_get_str(tb[IFLA_IFNAME]),
+				   tb[IFLA_GROUP] ? mnl_attr_get_u32(tb[IFLA_GROUP]) : 0, ctx->arg);
+	return MNL_CB_OK;
+}
+
+int nl_link_dump(struct nl *nl, nl_link_cb cb, void *arg)
+{
+	struct nlmsghdr *nlh = nl_msg(nl, RTM_GETLINK, NLM_F_DUMP);
+	struct ifinfomsg *ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
+	struct group_ctx ctx = {cb, arg, 0};
+	int ret;
+
+	ifm->ifi_family = AF_UNSPEC;
+	/* no statistics: they are most of a link's answer */
+	mnl_attr_put_u32(nlh, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+	ret = nl_talk(nl, nlh, group_cb, &ctx);
+	return ret ? ret : ctx.ret;
+}
+
+static int event_cb(const struct nlmsghdr *nlh, void *data)
+{
+	return nlh->nlmsg_type == RTM_NEWLINK ? group_cb(nlh, data) : MNL_CB_OK;
+}
+
+int nl_link_events(struct nl *nl, nl_link_cb cb, void *arg)
+{
+	struct group_ctx ctx = {cb, arg, 0};
+	ssize_t n = mnl_socket_recvfrom(nl->sock, nl->buf, sizeof(nl->buf));
+
+	if (n < 0)
+		return -errno;
+	if (mnl_cb_run(nl->buf, (size_t)n, 0, 0, event_cb, &ctx) < 0)
+		return errno ? -errno : -EIO;
+	return ctx.ret;
 }
 
 /* --- addresses and neighbours --- */

@@ -71,6 +71,18 @@ int nl_addr_add(struct nl *nl, int ifindex, uint8_t family, u128 addr, unsigned 
 int nl_neigh_set(struct nl *nl, int ifindex, uint8_t family, u128 addr, const uint8_t *mac,
 		 bool add);
 
+/* Sets the link's group (IFLA_GROUP, `ip link set dev IF group N`). */
+int nl_link_set_group(struct nl *nl, int ifindex, uint32_t group);
+/* Calls cb for every link: index, name, group; a cb that returns non-zero
+ * stops the dump and its value is returned. */
+typedef int (*nl_link_cb)(int ifindex, const char *name, uint32_t group, void *arg);
+int nl_link_dump(struct nl *nl, nl_link_cb cb, void *arg);
+/* A socket subscribed to link events; nl_link_events() waits for the next
+ * ones and calls cb for each link added or changed. -ENOBUFS: events were
+ * lost (the socket overflowed), dump the links to catch up. */
+int nl_open_link_events(struct nl **out);
+int nl_link_events(struct nl *nl, nl_link_cb cb, void *arg);
+
 /* The link's hardware address (6 bytes) and MTU, by index. */
 int nl_link_info(struct nl *nl, int ifindex, uint8_t mac[6], unsigned *mtu);
 

@@ -124,6 +124,39 @@ for FW in nft iptables; do
 		api DELETE /v1/policies/Policy/refused
 	fi
 
+	# nftables dispatches by the interface's group: the agent sets each
+	# local endpoint's interface group to its class (the map ep_class) as
+	# the interface appears, puts back a group changed by hand, gives an
+	# unknown lx interface group 0, and clears the group of an endpoint that
+	# goes. The resync is an hour away: link events and passes do it.
+	if [ "$FW" = nft ]; then
+		group_of() { ns h11 ip -d -o link show dev "$1" | sed -n 's/.* group \([^ ]*\) .*/\1/p'; }
+		classes() { agent http://a/v1/ruleset | sed -n '/map ep_class/,/}/p' | grep -o '"lx[^"]*" : [0-9]*' | sort; }
+		before=$(classes)
+		api POST /v1/endpoints "{\"handle\": \"$u-g\", \"tenant\": \"t1\", \"segment\": \"web\", \"host\": \"h11\", \"namespace\": \"shop\"}"
+		agent -X POST http://a/v1/sync >/dev/null
+		pair=$(comm -13 <(echo "$before") <(classes))
+		ifc=$(echo "$pair" | sed 's/"\(lx[^"]*\)".*/\1/') class=${pair##* }
+		is() { [ "$(group_of "$1")" = "$2" ]; }
+		ns h11 ip link add "$ifc" type veth peer name lxtmp0peer
+		check "$FW: an endpoint's interface created after the pass gets its class ($class) as its group" \
+			wait_for 5 is "$ifc" "$class"
+		# (the kernel announces a group change only on an interface that is up)
+		ns h11 ip link set "$ifc" up
+		ns h11 ip link set "$ifc" group 7
+		check "$FW: a group changed by hand is put back" wait_for 5 is "$ifc" "$class"
+		ns h11 ip link add lxrogue0 type veth peer name lxrogue0peer
+		ns h11 ip link set lxrogue0 up
+		ns h11 ip link set lxrogue0 group "$class"
+		check "$FW: an unknown lx interface that takes a class is put back to group 0" \
+			wait_for 5 is lxrogue0 default
+		api DELETE "/v1/endpoints/$u-g"
+		agent -X POST http://a/v1/sync >/dev/null
+		check "$FW: the interface of an endpoint deleted goes back to group 0" is "$ifc" default
+		ns h11 ip link del "$ifc"
+		ns h11 ip link del lxrogue0
+	fi
+
 	# Changes the agent cannot see happen (stopped), more than larchd's
 	# feed keeps: it must read the lists whole again, and end up equal.
 	kill -STOP "$(cat "$DIR/agent-h11.pid")"

@@ -118,6 +118,31 @@ else
 fi
 after=$(unknown)
 check "its packets are dropped and counted as an unknown interface ($before -> $after)" [ "${after:-0}" -ge $((${before:-0} + 3)) ]
+if [ "$FIREWALL" != iptables ]; then
+	# nftables dispatches by the interface's group, which the agent sets to
+	# the endpoint's class (the map ep_class) and keeps so
+	group_of() { ns "$1" ip -d -o link show dev "$2" | sed -n 's/.* group \([^ ]*\) .*/\1/p'; }
+	wrong=0 n=0
+	for ifc in $(ns h11 nft list map inet larch ep_class | grep -o '"lx[^"]*"' | tr -d '"'); do
+		want=$(ns h11 nft list map inet larch ep_class | grep -o "\"$ifc\" : [0-9]*" | sed 's/.* : //')
+		have=$(group_of h11 "$ifc")
+		n=$((n + 1))
+		[ "$have" = "$want" ] || { wrong=$((wrong + 1)); echo "# $ifc: group $have, class $want"; }
+	done
+	check "h11: each of its $n endpoints' interfaces has its class as its group" [ "$n" -gt 0 -a "$wrong" = 0 ]
+	pod_if=$(ns h11 nft list map inet larch ep_class | grep -o '"lx[^"]*"' | head -1 | tr -d '"')
+	class=$(group_of h11 "$pod_if")
+	ns h11 ip link set lxrogue0 group "$class"
+	ns h11 ip link set "$pod_if" group 7
+	put_back() { [ "$(group_of h11 lxrogue0)" = default ] && [ "$(group_of h11 "$pod_if")" = "$class" ]; }
+	wait_for 2 put_back
+	check "a group set by hand is put back at once: the unknown lxrogue0 to 0 ($(group_of h11 lxrogue0)), $pod_if to its class $class ($(group_of h11 "$pod_if"))" put_back
+	if ns rogue ping -c2 -i0.2 -W1 -q "$(pod_ip h11 a 4)" >/dev/null 2>&1; then
+		not_ok "the unknown lx interface reaches h11-a after taking a class's group"
+	else
+		ok "the unknown lx interface reaches no pod after taking a class's group"
+	fi
+fi
 ip netns del "$NSP-rogue"
 
 others_after=$(others | grep -v '^#' | grep -iv larch | sed 's/\[[0-9:]*\] //; s/packets [0-9]* bytes [0-9]*//')

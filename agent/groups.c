@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DOC: each local endpoint's class, as its interface's group
+ *
+ * The nftables ruleset dispatches workload traffic by the group of the
+ * interface (`iifgroup`, `oifgroup`; lib/policy_compile.c, "Classes"), so
+ * that an endpoint that comes or goes changes no verdict map. The map
+ * ep_class of the ruleset in force says which class each local endpoint's
+ * interface belongs to. This file makes the interfaces' groups say the same:
+ *
+ * - after each apply, where the class wanted differs from the group the
+ *   agent set last (fw_groups);
+ * - at agent start and every resync, for every interface, from a link dump:
+ *   an `lx` interface that is no local endpoint's gets group 0, so its
+ *   traffic is dropped as unknown (fail closed);
+ * - as interfaces appear or change, from link events (fw_groups_watch, a
+ *   thread): a pod's interface is usually created after the pass that
+ *   compiled its class.
+ *
+ * Until its group is set, an interface's traffic is dropped as unknown.
+ * One mutex covers the table and the netlink requests of both threads.
+ */
+#include <errno.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "hmap.h"
+#include "log.h"
+#include "nft.h"
+
+struct ent {
+	char name[IFNAMSIZ];
+	uint32_t want;   /* the class in the ruleset in force */
+	bool wanted;     /* a local endpoint's interface (in ep_class) */
+	bool is_set;     /* the agent set the group of ifindex to set */
+	bool missing;    /* no such interface when last looked for */
+	int ifindex;
+	uint32_t set;
+	unsigned seen;   /* the dump that last saw it */
+};
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct hmap ents = HMAP_INIT;
+static unsigned dumps;
+static unsigned long failures;
+
+static bool eq_ent(const void *val, const void *key)
+{
+	return !strcmp(((const struct ent *)val)->name, key);
+}
+
+static struct ent *ent_get(const char *name, bool create)
+{
+	struct ent *e = hmap_find(&ents, hash_str(name), eq_ent, name);
+
+	if (e || !create || strlen(name) >= IFNAMSIZ || !(e = calloc(1, sizeof(*e))))
+		return e;
+	strcpy(e->name, name);
+	if (hmap_insert(&ents, hash_str(name), e) < 0) {
+		free(e);
+		return NULL;
+	}
+	return e;
+}
+
+static bool is_workload(const char *name)
+{
+	return name[0] == 'l' && name[1] == 'x';
+}
+
+/* `"lxname" : 2147483649` -> name, group; false if it is not one */
+static bool item_parse(const char *s, char name[IFNAMSIZ], uint32_t *group)
+{
+	const char *q;
+	char *end;
+	unsigned long v;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (*s != '"' || !(q = strchr(s + 1, '"')) || q - s - 1 >= IFNAMSIZ || strncmp(q, "\" : ", 4))
+		return false;
+	memcpy(name, s + 1, (size_t)(q - s - 1));
+	name[q - s - 1] = '\0';
+	errno = 0;
+	v = strtoul(q + 4, &end, 10);
+	if (errno || v > UINT32_MAX || end == q + 4 || (*end && *end != ' ' && *end != '\n'))
+		return false;
+	*group = (uint32_t)v;
+	return true;
+}
+
+/* Set ifindex's group, or count and log the failure. Called with mu held. */
+static void set_group(struct nl *nl, struct ent *e, const char *name, int ifindex, uint32_t g)
+{
+	int r = nl_link_set_group(nl, ifindex, g);
+
+	if (r < 0) {
+		failures++;
+		log_warnx("firewall: cannot set the group of %s to %u: %s", name, g, strerror(-r));
+		if (e)
+			e->is_set = false;
+		return;
+	}
+	if (e) {
+		e->is_set = true;
+		e->ifindex = ifindex;
+		e->set = g;
+	}
+}
+
+/* A link seen (dump or event), with mu held: its group as wanted. */
+static void link_seen(struct nl *nl, int ifindex, const char *name, uint32_t group)
+{
+	struct ent *e;
+	uint32_t want;
+
+	if (!is_workload(name))
+		return;
+	e = ent_get(name, false);
+	want = e && e->wanted ? e->want : 0;
+	if (e) {
+		e->seen = dumps;
+		e->missing = false;
+	}
+	if (group != want)
+		set_group(nl, e, name, ifindex, want);
+	else if (e) {
+		e->is_set = true;
+		e->ifindex = ifindex;
+		e->set = group;
+	}
+}
+
+/* The workload links of a dump, handled once the dump is read: the socket
+ * cannot send a request in the middle of a dump. */
+struct seen {
+	struct link {
+		int ifindex;
+		char name[IFNAMSIZ];
+		uint32_t group;
+	} *v;
+	size_t n, cap;
+};
+
+static int dump_cb(int ifindex, const char *name, uint32_t group, void *arg)
+{
+	struct seen *s = arg;
+
+	if (!is_workload(name) || strlen(name) >= IFNAMSIZ)
+		return 0;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 256;
+		struct link *v = realloc(s->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		s->v = v;
+		s->cap = cap;
+	}
+	s->v[s->n].ifindex = ifindex;
+	strcpy(s->v[s->n].name, name);
+	s->v[s->n++].group = group;
+	return 0;
+}
+
+/* The wanted classes from the items of ep_class ("name" : group), with mu
+ * held. Entries no longer wanted stay until fw_groups has cleared them. */
+static void wanted(char *const *items, size_t n)
+{
+	struct ent *e;
+	size_t it = 0;
+
+	while ((e = hmap_next(&ents, &it)))
+		e->wanted = false;
+	for (size_t i = 0; i < n; i++) {
+		char name[IFNAMSIZ];
+		uint32_t g;
+
+		if (!item_parse(items[i], name, &g)) {
+			log_warnx("firewall: ep_class: cannot read \"%s\"", items[i]);
+			continue;
+		}
+		if (!(e = ent_get(name, true))) {
+			failures++;
+			continue;
+		}
+		if (!e->wanted || e->want != g)
+			e->missing = false; /* look for it again */
+		e->wanted = true;
+		e->want = g;
+	}
+}
+
+void fw_groups_wanted(const struct nft_rs *rs, const char *text)
+{
+	size_t n = 0;
+	char *const *items = NULL, **v = NULL, *copy = NULL;
+	const char *p;
+
+	if (rs) {
+		items = nft_rs_map(rs, "ep_class", &n);
+	} else if (text && (p = strstr(text, "\tmap ep_class {\n")) &&
+		   (p = strstr(p, "elements = { ")) && (copy = strdup(p + 13))) {
+		/* the text that went to nft -f: the same items, by hand */
+		char *end = strstr(copy, " }"), *s = copy, *c;
+
+		if (end)
+			*end = '\0';
+		v = calloc(strlen(copy) / 4 + 2, sizeof(*v));
+		while (v && s && *s) {
+			if ((c = strchr(s, ',')))
+				*c++ = '\0';
+			v[n++] = s;
+			s = c;
+		}
+		items = v;
+	}
+	pthread_mutex_lock(&mu);
+	wanted(items, items ? n : 0);
+	pthread_mutex_unlock(&mu);
+	free(v);
+	free(copy);
+}
+
+unsigned fw_groups(struct nl *nl, bool all)
+{
+	unsigned long before;
+	struct ent *e;
+	size_t it = 0;
+
+	pthread_mutex_lock(&mu);
+	before = failures;
+	if (all) {
+		struct seen seen = { 0 };
+		int r;
+
+		dumps++;
+		if ((r = nl_link_dump(nl, dump_cb, &seen)) < 0) {
+			failures++;
+			log_warnx("firewall: cannot list the interfaces: %s", strerror(-r));
+		}
+		for (size_t i = 0; i < seen.n; i++)
+			link_seen(nl, seen.v[i].ifindex, seen.v[i].name, seen.v[i].group);
+		free(seen.v);
+	}
+	while ((e = hmap_next(&ents, &it))) {
+		if (all && e->seen != dumps) {
+			e->is_set = false; /* not there */
+			e->missing = true;
+		}
+		if (e->wanted && !e->missing && (!e->is_set || e->set != e->want)) {
+			int ifindex = (int)if_nametoindex(e->name);
+
+			if (ifindex)
+				set_group(nl, e, e->name, ifindex, e->want);
+			else /* not there yet: its link event sets it */
+				e->missing = true;
+		} else if (!e->wanted) {
+			if (e->is_set && e->set && (int)if_nametoindex(e->name) == e->ifindex)
+				set_group(nl, NULL, e->name, e->ifindex, 0);
+			hmap_remove(&ents, hash_str(e->name), eq_ent, e->name);
+			free(e);
+		}
+	}
+	before = failures - before;
+	pthread_mutex_unlock(&mu);
+	return (unsigned)before;
+}
+
+static int event_cb(int ifindex, const char *name, uint32_t group, void *arg)
+{
+	pthread_mutex_lock(&mu);
+	link_seen(arg, ifindex, name, group);
+	pthread_mutex_unlock(&mu);
+	return 0;
+}
+
+static void *watch(void *arg)
+{
+	struct nl *ev = arg, *req = NULL;
+	int r;
+
+	if ((r = nl_open(&req)) < 0) {
+		log_warnx("firewall: link events: %s; interfaces get their group at the next pass",
+			  strerror(-r));
+		nl_close(ev);
+		return NULL;
+	}
+	for (;;) {
+		r = nl_link_events(ev, event_cb, req);
+		if (r == -ENOBUFS) {
+			log_warnx("firewall: link events lost; checking every interface");
+			fw_groups(req, true);
+		} else if (r < 0 && r != -EINTR) {
+			log_warnx("firewall: link events: %s; interfaces get their group at the next pass",
+				  strerror(-r));
+			break;
+		}
+	}
+	nl_close(req);
+	nl_close(ev);
+	return NULL;
+}
+
+int fw_groups_watch(void)
+{
+	struct nl *ev;
+	pthread_t t;
+	int r;
+
+	if ((r = nl_open_link_events(&ev)) < 0)
+		return r;
+	if ((r = pthread_create(&t, NULL, watch, ev)) != 0) {
+		nl_close(ev);
+		return -r;
+	}
+	pthread_detach(t);
+	return 0;
+}
