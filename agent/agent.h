@@ -79,11 +79,14 @@ void fw_forget(void);
  * the ruleset wants differs from what the agent set last. Returns the
  * failures (logged).
  */
-unsigned fw_groups(struct nl *nl, bool all);
+unsigned fw_groups(bool all);
 /* After an nftables apply: the classes the ruleset in force wants, from its
  * map ep_class (rs: read over netlink; NULL: from the text nft -f took). */
 struct nft_rs;
 void fw_groups_wanted(const struct nft_rs *rs, const char *text);
+/* Before the difference from old to rs is applied: the interfaces whose
+ * group number stands for other chains in rs than in old get group 0. */
+void fw_groups_before(const struct nft_rs *old, const struct nft_rs *rs);
 /* nftables: a thread that sets the group of each `lx` interface as it
  * appears or changes (link events), so that a pod's interface created after
  * the pass that compiled its class is dispatched at once. 0 or -errno. */

@@ -227,6 +227,8 @@ static int nft_apply(const char *text, char *errbuf, size_t errlen)
 	}
 	memset(&st, 0, sizeof(st));
 	nft_used_cli = false;
+	if (rs && nft_last)
+		fw_groups_before(nft_last, rs);
 	r = rs && nft_last ? nft_rs_apply(nft_last, rs, &st, errbuf, errlen) : rs ? 1 : -2;
 	if (r == 0) {
 		log_debug("firewall: difference applied: %lu messages, %lu bytes", st.msgs, st.bytes);
@@ -309,16 +311,7 @@ int fw_apply_file(enum fw_kind kind, const char *table, const char *path, const 
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-	{
-		/* the interfaces' groups, as the agent sets them (none in most
-		 * tests' namespaces) */
-		struct nl *nl;
-
-		if (nl_open(&nl) == 0) {
-			fw_groups(nl, true);
-			nl_close(nl);
-		}
-	}
+	fw_groups(true); /* as the agent does (no interface in most tests' namespaces) */
 	if (nft_used_cli)
 		printf("applied with nft -f: %.3f ms\n", ms);
 	else

@@ -18,13 +18,25 @@
  *   compiled its class.
  *
  * Until its group is set, an interface's traffic is dropped as unknown.
- * One mutex covers the table and the netlink requests of both threads.
+ * Nothing is set before the first ruleset this process applied says what
+ * it wants: after a restart, the groups the previous agent set stay, with
+ * the table it left in force, until the new agent has applied its own.
+ * A class number stands for the same pair of chains whatever else changes
+ * (lib/policy_compile.c), except when a hash collision moves it: before a
+ * difference is applied, the interfaces whose group number will stand for
+ * other chains get group 0 (fw_groups_before), so no interface is ever
+ * dispatched to chains that are not its own.
+ *
+ * One mutex covers the table and the one netlink socket that sends the
+ * requests, for both threads.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <net/if.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "hmap.h"
@@ -46,6 +58,21 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct hmap ents = HMAP_INIT;
 static unsigned dumps;
 static unsigned long failures;
+static bool known;     /* a ruleset this process applied said what it wants */
+static struct nl *req; /* the requests (opened on first use) */
+
+/* The request socket, with mu held; NULL (counted) if it cannot be opened. */
+static struct nl *req_nl(void)
+{
+	int r;
+
+	if (!req && (r = nl_open(&req)) < 0) {
+		failures++;
+		log_warnx("firewall: netlink: %s; interface groups not set", strerror(-r));
+		req = NULL;
+	}
+	return req;
+}
 
 static bool eq_ent(const void *val, const void *key)
 {
@@ -78,7 +105,7 @@ static bool item_parse(const char *s, char name[IFNAMSIZ], uint32_t *group)
 	char *end;
 	unsigned long v;
 
-	while (*s == ' ' || *s == '\t')
+	while (isspace((unsigned char)*s))
 		s++;
 	if (*s != '"' || !(q = strchr(s + 1, '"')) || q - s - 1 >= IFNAMSIZ || strncmp(q, "\" : ", 4))
 		return false;
@@ -86,16 +113,17 @@ static bool item_parse(const char *s, char name[IFNAMSIZ], uint32_t *group)
 	name[q - s - 1] = '\0';
 	errno = 0;
 	v = strtoul(q + 4, &end, 10);
-	if (errno || v > UINT32_MAX || end == q + 4 || (*end && *end != ' ' && *end != '\n'))
+	if (errno || v > UINT32_MAX || end == q + 4 || (*end && !isspace((unsigned char)*end)))
 		return false;
 	*group = (uint32_t)v;
 	return true;
 }
 
 /* Set ifindex's group, or count and log the failure. Called with mu held. */
-static void set_group(struct nl *nl, struct ent *e, const char *name, int ifindex, uint32_t g)
+static void set_group(struct ent *e, const char *name, int ifindex, uint32_t g)
 {
-	int r = nl_link_set_group(nl, ifindex, g);
+	struct nl *nl = req_nl();
+	int r = nl ? nl_link_set_group(nl, ifindex, g) : -ENOTCONN;
 
 	if (r < 0) {
 		failures++;
@@ -112,12 +140,12 @@ static void set_group(struct nl *nl, struct ent *e, const char *name, int ifinde
 }
 
 /* A link seen (dump or event), with mu held: its group as wanted. */
-static void link_seen(struct nl *nl, int ifindex, const char *name, uint32_t group)
+static void link_seen(int ifindex, const char *name, uint32_t group)
 {
 	struct ent *e;
 	uint32_t want;
 
-	if (!is_workload(name))
+	if (!known || !is_workload(name))
 		return;
 	e = ent_get(name, false);
 	want = e && e->wanted ? e->want : 0;
@@ -126,7 +154,7 @@ static void link_seen(struct nl *nl, int ifindex, const char *name, uint32_t gro
 		e->missing = false;
 	}
 	if (group != want)
-		set_group(nl, e, name, ifindex, want);
+		set_group(e, name, ifindex, want);
 	else if (e) {
 		e->is_set = true;
 		e->ifindex = ifindex;
@@ -203,12 +231,12 @@ void fw_groups_wanted(const struct nft_rs *rs, const char *text)
 	if (rs) {
 		items = nft_rs_map(rs, "ep_class", &n);
 	} else if (text && (p = strstr(text, "\tmap ep_class {\n")) &&
-		   (p = strstr(p, "elements = { ")) && (copy = strdup(p + 13))) {
-		/* the text that went to nft -f: the same items, by hand */
-		char *end = strstr(copy, " }"), *s = copy, *c;
+		   (copy = strndup(p, strcspn(p, "}")))) {
+		/* the text that went to nft -f: the same items, by hand, from
+		 * the map's block only (it may have no elements) */
+		char *s = strstr(copy, "elements = { "), *c;
 
-		if (end)
-			*end = '\0';
+		s = s ? s + 13 : NULL;
 		v = calloc(strlen(copy) / 4 + 2, sizeof(*v));
 		while (v && s && *s) {
 			if ((c = strchr(s, ',')))
@@ -220,34 +248,117 @@ void fw_groups_wanted(const struct nft_rs *rs, const char *text)
 	}
 	pthread_mutex_lock(&mu);
 	wanted(items, items ? n : 0);
+	known = true;
 	pthread_mutex_unlock(&mu);
 	free(v);
 	free(copy);
 }
 
-unsigned fw_groups(struct nl *nl, bool all)
+/* "N : goto chain" items of a verdict map -> N, and the verdict in *rest */
+static bool class_item(const char *s, uint32_t *n, const char **rest)
+{
+	char *end;
+	unsigned long v;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || v > UINT32_MAX || end == s || strncmp(end, " : ", 3))
+		return false;
+	*n = (uint32_t)v;
+	*rest = end + 3;
+	return true;
+}
+
+/* What class number n stands for in rs: its egress and ingress verdicts
+ * (NULL when rs has no such class). */
+static void class_meaning(const struct nft_rs *rs, uint32_t n, const char *out[2])
+{
+	static const char *const maps[2] = { "from_ep", "to_ep" };
+
+	for (int k = 0; k < 2; k++) {
+		size_t m;
+		char *const *items = nft_rs_map(rs, maps[k], &m);
+
+		out[k] = NULL;
+		for (size_t i = 0; i < m; i++) {
+			uint32_t c;
+			const char *rest;
+
+			if (class_item(items[i], &c, &rest) && c == n) {
+				out[k] = rest;
+				break;
+			}
+		}
+	}
+}
+
+void fw_groups_before(const struct nft_rs *old, const struct nft_rs *rs)
+{
+	struct ent *e;
+	size_t it = 0;
+
+	if (!old)
+		return;
+	pthread_mutex_lock(&mu);
+	while (known && (e = hmap_next(&ents, &it))) {
+		const char *a[2], *b[2];
+
+		if (!e->is_set || !e->set)
+			continue;
+		class_meaning(old, e->set, a);
+		class_meaning(rs, e->set, b);
+		if (!b[0] && !b[1])
+			continue; /* gone: dropped as unknown after the commit */
+		if (a[0] && b[0] && !strcmp(a[0], b[0]) && a[1] && b[1] && !strcmp(a[1], b[1]))
+			continue; /* the same chains */
+		set_group(e, e->name, e->ifindex, 0);
+	}
+	pthread_mutex_unlock(&mu);
+}
+
+/* Every link, with mu held: false when the dump failed. */
+static bool dump_all(void)
+{
+	struct seen seen = { 0 };
+	struct nl *nl = req_nl();
+	int r = -ENOTCONN;
+
+	dumps++;
+	/* interrupted (links came or went meanwhile): again, a few times */
+	for (int tries = 0; nl && tries < 5; tries++) {
+		seen.n = 0;
+		if ((r = nl_link_dump(nl, dump_cb, &seen)) != -EINTR)
+			break;
+	}
+	if (r < 0) {
+		failures++;
+		log_warnx("firewall: cannot list the interfaces: %s", strerror(-r));
+	}
+	for (size_t i = 0; i < seen.n; i++)
+		link_seen(seen.v[i].ifindex, seen.v[i].name, seen.v[i].group);
+	free(seen.v);
+	return r >= 0;
+}
+
+unsigned fw_groups(bool all)
 {
 	unsigned long before;
 	struct ent *e;
 	size_t it = 0;
+	bool dumped = false;
 
 	pthread_mutex_lock(&mu);
 	before = failures;
-	if (all) {
-		struct seen seen = { 0 };
-		int r;
-
-		dumps++;
-		if ((r = nl_link_dump(nl, dump_cb, &seen)) < 0) {
-			failures++;
-			log_warnx("firewall: cannot list the interfaces: %s", strerror(-r));
-		}
-		for (size_t i = 0; i < seen.n; i++)
-			link_seen(nl, seen.v[i].ifindex, seen.v[i].name, seen.v[i].group);
-		free(seen.v);
+	if (!known) { /* nothing applied yet: leave the groups as they are */
+		pthread_mutex_unlock(&mu);
+		return 0;
 	}
+	if (all)
+		dumped = dump_all();
 	while ((e = hmap_next(&ents, &it))) {
-		if (all && e->seen != dumps) {
+		if (dumped && e->seen != dumps) {
 			e->is_set = false; /* not there */
 			e->missing = true;
 		}
@@ -255,12 +366,12 @@ unsigned fw_groups(struct nl *nl, bool all)
 			int ifindex = (int)if_nametoindex(e->name);
 
 			if (ifindex)
-				set_group(nl, e, e->name, ifindex, e->want);
+				set_group(e, e->name, ifindex, e->want);
 			else /* not there yet: its link event sets it */
 				e->missing = true;
 		} else if (!e->wanted) {
 			if (e->is_set && e->set && (int)if_nametoindex(e->name) == e->ifindex)
-				set_group(nl, NULL, e->name, e->ifindex, 0);
+				set_group(NULL, e->name, e->ifindex, 0);
 			hmap_remove(&ents, hash_str(e->name), eq_ent, e->name);
 			free(e);
 		}
@@ -272,36 +383,36 @@ unsigned fw_groups(struct nl *nl, bool all)
 
 static int event_cb(int ifindex, const char *name, uint32_t group, void *arg)
 {
+	(void)arg;
 	pthread_mutex_lock(&mu);
-	link_seen(arg, ifindex, name, group);
+	link_seen(ifindex, name, group);
 	pthread_mutex_unlock(&mu);
 	return 0;
 }
 
+/* Follows link events for good. Events lost (the socket overflowed), or a
+ * failing socket (opened again, after a second): every link is checked. */
 static void *watch(void *arg)
 {
-	struct nl *ev = arg, *req = NULL;
+	struct nl *ev = arg;
 	int r;
 
-	if ((r = nl_open(&req)) < 0) {
-		log_warnx("firewall: link events: %s; interfaces get their group at the next pass",
-			  strerror(-r));
-		nl_close(ev);
-		return NULL;
-	}
 	for (;;) {
-		r = nl_link_events(ev, event_cb, req);
+		r = ev ? nl_link_events(ev, event_cb, NULL) : -ENOTCONN;
+		if (r >= 0 || r == -EINTR)
+			continue;
 		if (r == -ENOBUFS) {
 			log_warnx("firewall: link events lost; checking every interface");
-			fw_groups(req, true);
-		} else if (r < 0 && r != -EINTR) {
-			log_warnx("firewall: link events: %s; interfaces get their group at the next pass",
-				  strerror(-r));
-			break;
+		} else {
+			log_warnx("firewall: link events: %s; listening again", strerror(-r));
+			nl_close(ev);
+			ev = NULL;
+			sleep(1);
+			if ((r = nl_open_link_events(&ev)) < 0)
+				continue;
 		}
+		fw_groups(true);
 	}
-	nl_close(req);
-	nl_close(ev);
 	return NULL;
 }
 

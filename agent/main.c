@@ -447,9 +447,12 @@ static unsigned long pass(struct httpc *h, struct nl *nl, bool force, bool route
 		ok = firewall_pass(force) == 0;
 	/* the interfaces' groups: after every pass (an apply may change the
 	 * classes; a missing interface is looked for again only at a resync,
-	 * or when its link event comes) */
-	if (o.fw == FW_NFT && fw_groups(nl, force))
+	 * or when its link event comes). A group not set is a failed pass:
+	 * tried again after the next long poll. */
+	if (o.fw == FW_NFT && fw_groups(force)) {
 		m.fw_errors++;
+		ok = false;
+	}
 	if (o.fw != FW_NONE)
 		__atomic_store_n(&fw_failed, !ok, __ATOMIC_RELAXED);
 	if (ok)

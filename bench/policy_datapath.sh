@@ -35,7 +35,7 @@ chains() { # policy chains in force on host $1
 	if [ "$FIREWALL" = iptables ]; then
 		ns "$1" iptables-save -t filter | grep -c '^:larch-p[0-9]*[io] '
 	else
-		ns "$1" nft list table inet larch | grep -c '^	chain p[0-9]*[io] '
+		ns "$1" nft list table inet larch | grep -c '^	chain p[0-9a-f]*[io] '
 	fi || true
 }
 ns p-h21-a iperf3 -s -D -B "$S" --pidfile "$DIR/ip.pid"

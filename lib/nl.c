@@ -96,8 +96,27 @@ static unsigned alen(uint8_t family)
 	return family == 4 ? 4 : 16;
 }
 
+/* Reads the rest of request seq's answers (n bytes of them in nl->buf)
+ * up to its NLMSG_DONE or error, so that the next request does not read
+ * them: after a dump the kernel interrupted (NLM_F_DUMP_INTR, which libmnl
+ * reports as EINTR, as links or routes come and go during the dump). */
+static void nl_drain(struct nl *nl, unsigned seq, ssize_t n)
+{
+	while (n > 0) {
+		int left = (int)n;
+
+		for (const struct nlmsghdr *h = (const struct nlmsghdr *)nl->buf;
+		     mnl_nlmsg_ok(h, left); h = mnl_nlmsg_next(h, &left))
+			if (h->nlmsg_seq == seq &&
+			    (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR))
+				return;
+		n = mnl_socket_recvfrom(nl->sock, nl->buf, sizeof(nl->buf));
+	}
+}
+
 /* Sends the message in nl->buf and runs cb over the answers until the ACK
- * or NLMSG_DONE; returns 0 or -errno. */
+ * or NLMSG_DONE; returns 0 or -errno (-EINTR: a dump was interrupted, try
+ * again). */
 static int nl_talk(struct nl *nl, struct nlmsghdr *nlh, mnl_cb_t cb, void *arg)
 {
 	unsigned seq = nlh->nlmsg_seq;
@@ -111,6 +130,10 @@ static int nl_talk(struct nl *nl, struct nlmsghdr *nlh, mnl_cb_t cb, void *arg)
 		if (n < 0)
 			return -errno;
 		ret = mnl_cb_run(nl->buf, (size_t)n, seq, nl->portid, cb, arg);
+		if (ret < 0 && errno == EINTR) {
+			nl_drain(nl, seq, n);
+			return -EINTR;
+		}
 		if (ret < 0)
 			return errno ? -errno : -EIO;
 		if (ret == MNL_CB_STOP)
@@ -357,10 +380,13 @@ static int group_cb(const struct nlmsghdr *nlh, void *data)
 	const struct nlattr *tb[IFLA_MAX + 1] = {0};
 	const struct ifinfomsg *ifm = mnl_nlmsg_get_payload(nlh);
 
+	/* links proper only: a bridge port's notices (AF_BRIDGE) carry no group */
+	if (ifm->ifi_family != AF_UNSPEC)
+		return MNL_CB_OK;
 	mnl_attr_parse(nlh, sizeof(*ifm), link_attr, tb);
-	if (!ctx->ret && tb[IFLA_IFNAME])
+	if (!ctx->ret && tb[IFLA_IFNAME] && tb[IFLA_GROUP])
 		ctx->ret = ctx->cb(ifm->ifi_index, mnl_attr_get_str(tb[IFLA_IFNAME]),
-				   tb[IFLA_GROUP] ? mnl_attr_get_u32(tb[IFLA_GROUP]) : 0, ctx->arg);
+				   mnl_attr_get_u32(tb[IFLA_GROUP]), ctx->arg);
 	return MNL_CB_OK;
 }
 

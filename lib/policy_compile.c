@@ -694,9 +694,12 @@ static void groups_free(struct groups *g)
 	free(g->name);
 }
 
-/* What an endpoint's chain depends on, as a string (malloc'd). */
-static char *chain_key(const struct world *w, const struct w_ep *e, bool ingress)
+/* What an endpoint's chain depends on, as a string (malloc'd): its
+ * policies by their chains' names (which stand for their ids, whatever else
+ * comes and goes), or its default. */
+static char *chain_key(const struct render *rd, const struct w_ep *e, bool ingress)
 {
+	const struct world *w = rd->w;
 	size_t len = 0, n = ingress ? e->npin : e->npout;
 	const size_t *v = ingress ? e->pin : e->pout;
 	char *k = NULL;
@@ -706,7 +709,7 @@ static char *chain_key(const struct world *w, const struct w_ep *e, bool ingress
 		return NULL;
 	fputc(ingress ? 'i' : 'o', f);
 	for (size_t i = 0; i < n; i++)
-		fprintf(f, " %zu", v[i]);
+		fprintf(f, " %s", rd->pol_name[v[i]]);
 	if (ingress && !n) {
 		enum isolation iso = tenant_iso(w, e->tenant);
 
@@ -749,7 +752,7 @@ static int group_eps(struct render *rd, bool ingress, struct groups *g)
 
 		if (!w->eps[i].local)
 			continue;
-		if (!(keys[i] = chain_key(w, &w->eps[i], ingress)))
+		if (!(keys[i] = chain_key(rd, &w->eps[i], ingress)))
 			goto out;
 		nl++;
 		for (h = hash_str(keys[i]) & (cap - 1); slot[h] != SIZE_MAX; h = (h + 1) & (cap - 1))

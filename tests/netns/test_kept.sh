@@ -155,6 +155,32 @@ for FW in nft iptables; do
 		check "$FW: the interface of an endpoint deleted goes back to group 0" is "$ifc" default
 		ns h11 ip link del "$ifc"
 		ns h11 ip link del lxrogue0
+
+		# A new agent that has not applied a ruleset yet (larchd out of
+		# reach) leaves the groups the last one set, even as links change:
+		# the table in force still dispatches by them
+		pair=$(classes | head -1)
+		ifc=$(echo "$pair" | sed 's/"\(lx[^"]*\)".*/\1/') class=${pair##* }
+		ns h11 ip link add "$ifc" type veth peer name lxtmp0peer
+		ns h11 ip link set "$ifc" up
+		check "$FW: (an endpoint's interface has its class $class)" wait_for 5 is "$ifc" "$class"
+		agent_stop h11
+		ip netns exec "$NSP-h11" "$BIN/larch-agent" --server "unix:$DIR/nowhere.sock" --host h11 \
+			--socket "$DIR/agent-h11-b.sock" --resync 1 --firewall nft 2>>"$DIR/agent-h11-b.log" &
+		b=$!
+		sleep 1.5
+		ns h11 ip link set "$ifc" down
+		ns h11 ip link set "$ifc" mtu 1400 up
+		sleep 1.5
+		check "$FW: an agent that has applied nothing yet leaves the groups as they are ($(group_of "$ifc"))" \
+			is "$ifc" "$class"
+		kill "$b" && wait "$b" 2>/dev/null
+		ns h11 ip link del "$ifc"
+		ip netns exec "$NSP-h11" env LARCH_AGENT_TEST_REFUSE="$DIR/refuse" "$BIN/larch-agent" \
+			--server "unix:$DIR/larchd.sock" --host h11 --address 192.168.1.11 --group rack1 \
+			--socket "$DIR/agent-h11.sock" --resync 3600 --firewall "$FW" 2>>"$DIR/agent-h11.log" &
+		echo $! >"$DIR/agent-h11.pid"
+		check "$FW: agent up again" wait_for 10 agent http://a/healthz -o /dev/null
 	fi
 
 	# Changes the agent cannot see happen (stopped), more than larchd's

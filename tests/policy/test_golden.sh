@@ -75,5 +75,24 @@ for json in "$here"/golden/*.json; do
 		ns=
 		rm -f "$got"
 	done
+	# Names stand for what they mean: a policy that selects no local
+	# endpoint, added before all the others, renames no chain, set or class
+	# (nftables dispatches by class number: a name that came to mean other
+	# policies would send traffic to the wrong chains until the groups
+	# are set again)
+	more=$(mktemp)
+	/usr/bin/python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+d["policies"]["items"].insert(0, {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+    "metadata": {"name": "aaa-unrelated", "namespace": "aaa-elsewhere"},
+    "spec": {"podSelector": {}, "ingress": [{}]}})
+json.dump(d, sys.stdout)' "$json" > "$more"
+	if diff <("$bin/larch-agent" --host "$host" --render "$json" | grep -v '^#') \
+		<("$bin/larch-agent" --host "$host" --render "$more" | grep -v '^#') >/dev/null; then
+		ok "$name.nft: a policy that selects nothing here, added first, changes no name"
+	else
+		not_ok "$name.nft: a policy that selects nothing here, added first, changed names"
+	fi
+	rm -f "$more"
 done
 tap_end

@@ -216,4 +216,40 @@ if out=$(ip netns exec "$B" "$agent" --host x --apply "$tmp/v1.nft" --from "$tmp
 else
 	not_ok "a difference from a ruleset not in force: $out"
 fi
+
+# 6. interface groups: --apply sets each interface of the map ep_class to
+# its class, and an lx interface that is in no class to 0, whether the
+# backend sent the table or nft -f took it (the agent then reads the map
+# from the text)
+C=${NSP:-lxt}-netlink-$$-c
+ip netns add "$C" || exit 1
+classes=$(sed -n '/map ep_class/,/}/p' "$tmp/v1.nft" | grep -o '"lx[^"]*" : [0-9]*' | tr -d '"' | sed 's/ : / /')
+first=$(echo "$classes" | head -1 | cut -d' ' -f2)
+while read -r ifc class; do
+	ip netns exec "$C" ip link add "$ifc" type veth peer name "${ifc:0:13}pe"
+done <<<"$classes"
+ip netns exec "$C" ip link add lxnobody0 type veth peer name lxnobody0pe
+groups_right() {
+	local ifc class bad=0
+	while read -r ifc class; do
+		[ "$(ip netns exec "$C" ip -d -o link show dev "$ifc" | sed -n 's/.* group \([^ ]*\) .*/\1/p')" = "$class" ] ||
+			bad=1
+	done <<<"$classes
+lxnobody0 default"
+	return $bad
+}
+awk '!done && /^\t\tct state established,related accept$/ {print "\t\tct state established,related log accept"; done = 1; next} {print}' \
+	"$tmp/v1.nft" > "$tmp/unknown.nft"
+for f in v1 unknown; do
+	for ifc in $(echo "$classes" | cut -d' ' -f1); do ip netns exec "$C" ip link set "$ifc" group 0; done
+	ip netns exec "$C" ip link set lxnobody0 group "$first"
+	ip netns exec "$C" nft delete table inet larch 2>/dev/null
+	if ip netns exec "$C" "$agent" --host x --apply "$tmp/$f.nft" >/dev/null 2>&1 && groups_right; then
+		ok "$f.nft: each of $(echo "$classes" | wc -l) interfaces gets its class as its group, an unknown one 0"
+	else
+		not_ok "$f.nft: interface groups"
+		ip netns exec "$C" ip -d -o link show | grep -o 'lx[^:@]*\|group [^ ]*' | paste - - | diag
+	fi
+done
+ip netns del "$C"
 tap_end
