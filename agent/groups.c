@@ -101,9 +101,7 @@ static bool is_workload(const char *name)
 /* `"lxname" : 2147483649` -> name, group; false if it is not one */
 static bool item_parse(const char *s, char name[IFNAMSIZ], uint32_t *group)
 {
-	const char *q;
-	char *end;
-	unsigned long v;
+	const char *q, *end;
 
 	while (isspace((unsigned char)*s))
 		s++;
@@ -111,12 +109,7 @@ static bool item_parse(const char *s, char name[IFNAMSIZ], uint32_t *group)
 		return false;
 	memcpy(name, s + 1, (size_t)(q - s - 1));
 	name[q - s - 1] = '\0';
-	errno = 0;
-	v = strtoul(q + 4, &end, 10);
-	if (errno || v > UINT32_MAX || end == q + 4 || (*end && !isspace((unsigned char)*end)))
-		return false;
-	*group = (uint32_t)v;
-	return true;
+	return nft_u32_parse(q + 4, group, &end) && (!*end || isspace((unsigned char)*end));
 }
 
 /* Set ifindex's group, or count and log the failure. Called with mu held. */
@@ -254,68 +247,99 @@ void fw_groups_wanted(const struct nft_rs *rs, const char *text)
 	free(copy);
 }
 
-/* "N : goto chain" items of a verdict map -> N, and the verdict in *rest */
-static bool class_item(const char *s, uint32_t *n, const char **rest)
-{
-	char *end;
-	unsigned long v;
+/* What a class number stands for: its egress and ingress verdicts. */
+struct meaning {
+	uint32_t n;
+	const char *v[2]; /* into rs's items; NULL: not in that map */
+};
 
-	while (isspace((unsigned char)*s))
-		s++;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || v > UINT32_MAX || end == s || strncmp(end, " : ", 3))
-		return false;
-	*n = (uint32_t)v;
-	*rest = end + 3;
-	return true;
+static int cmp_meaning(const void *a, const void *b)
+{
+	uint32_t x = ((const struct meaning *)a)->n, y = ((const struct meaning *)b)->n;
+
+	return x < y ? -1 : x > y;
 }
 
-/* What class number n stands for in rs: its egress and ingress verdicts
- * (NULL when rs has no such class). */
-static void class_meaning(const struct nft_rs *rs, uint32_t n, const char *out[2])
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+/* The classes of rs (from_ep, to_ep: "N : goto chain"), sorted by number;
+ * count in *n, NULL when out of memory. */
+static struct meaning *meanings(const struct nft_rs *rs, size_t *n)
 {
 	static const char *const maps[2] = { "from_ep", "to_ep" };
+	size_t m[2];
+	char *const *items[2] = { nft_rs_map(rs, maps[0], &m[0]), nft_rs_map(rs, maps[1], &m[1]) };
+	struct meaning *v = calloc(m[0] + m[1] + 1, sizeof(*v));
 
-	for (int k = 0; k < 2; k++) {
-		size_t m;
-		char *const *items = nft_rs_map(rs, maps[k], &m);
+	*n = 0;
+	for (int k = 0; v && k < 2; k++) {
+		size_t before = *n;
 
-		out[k] = NULL;
-		for (size_t i = 0; i < m; i++) {
-			uint32_t c;
+		for (size_t i = 0; i < m[k]; i++) {
+			struct meaning key, *f;
 			const char *rest;
 
-			if (class_item(items[i], &c, &rest) && c == n) {
-				out[k] = rest;
-				break;
+			if (!nft_u32_parse(items[k][i], &key.n, &rest) || strncmp(rest, " : ", 3))
+				continue;
+			f = bsearch(&key, v, before, sizeof(*v), cmp_meaning);
+			if (!f) {
+				f = &v[(*n)++];
+				f->n = key.n;
 			}
+			f->v[k] = rest + 3;
 		}
+		qsort(v, *n, sizeof(*v), cmp_meaning);
 	}
+	return v;
 }
 
 void fw_groups_before(const struct nft_rs *old, const struct nft_rs *rs)
 {
-	struct ent *e;
-	size_t it = 0;
+	struct meaning *o, *n;
+	uint32_t *changed;
+	size_t no, nn, nc = 0;
 
 	if (!old)
 		return;
-	pthread_mutex_lock(&mu);
-	while (known && (e = hmap_next(&ents, &it))) {
-		const char *a[2], *b[2];
+	o = meanings(old, &no);
+	n = meanings(rs, &nn);
+	changed = calloc(nn + 1, sizeof(*changed));
+	/* the numbers in rs that stand for other chains than in old (only
+	 * after a hash collision moved one: usually none) */
+	for (size_t i = 0; o && n && changed && i < nn; i++) {
+		struct meaning *f = bsearch(&n[i], o, no, sizeof(*o), cmp_meaning);
 
-		if (!e->is_set || !e->set)
-			continue;
-		class_meaning(old, e->set, a);
-		class_meaning(rs, e->set, b);
-		if (!b[0] && !b[1])
-			continue; /* gone: dropped as unknown after the commit */
-		if (a[0] && b[0] && !strcmp(a[0], b[0]) && a[1] && b[1] && !strcmp(a[1], b[1]))
-			continue; /* the same chains */
-		set_group(e, e->name, e->ifindex, 0);
+		if (!f || !same_str(f->v[0], n[i].v[0]) || !same_str(f->v[1], n[i].v[1]))
+			changed[nc++] = n[i].n;
 	}
-	pthread_mutex_unlock(&mu);
+	if (nc) {
+		struct ent *e;
+		size_t it = 0;
+
+		pthread_mutex_lock(&mu);
+		while (known && (e = hmap_next(&ents, &it)))
+			/* (changed is sorted, as n is) */
+			if (e->is_set && e->set &&
+			    bsearch(&e->set, changed, nc, sizeof(*changed), cmp_u32)) {
+				log_info("firewall: class %u of %s stands for other chains now: "
+					 "group 0 until its own is set", e->set, e->name);
+				set_group(e, e->name, e->ifindex, 0);
+			}
+		pthread_mutex_unlock(&mu);
+	}
+	free(o);
+	free(n);
+	free(changed);
 }
 
 /* Every link, with mu held: false when the dump failed. */

@@ -158,13 +158,13 @@ static int verdict_parse(const char *s, uint32_t *v, const char **chain)
 	return 0;
 }
 
-/* A devgroup: a decimal number of 32 bits (as nft lists it), in host order
- * into out; the end in *end. */
-static bool devgroup_parse(const char *s, uint32_t *out, const char **end)
+bool nft_u32_parse(const char *s, uint32_t *out, const char **end)
 {
 	char *e;
 	unsigned long v;
 
+	while (*s == ' ' || *s == '\t' || *s == '\n')
+		s++;
 	if (*s < '0' || *s > '9')
 		return false;
 	errno = 0;
@@ -187,7 +187,7 @@ static bool elem_parse(const struct stype *ty, const char *s, struct elem *e)
 	while (ty->map && *p == ' ')
 		p++;
 	if (ty->key_type == T_DEVGROUP) {
-		if (!devgroup_parse(p, &g, &p))
+		if (!nft_u32_parse(p, &g, &p))
 			return false;
 		memcpy(e->key, &g, 4);
 		if (!ty->map)
@@ -200,7 +200,7 @@ static bool elem_parse(const struct stype *ty, const char *s, struct elem *e)
 			return false;
 		if (ty->data_type == T_DEVGROUP) {
 			e->has_data = true;
-			return devgroup_parse(p + 3, &e->data, &p) && !*p;
+			return nft_u32_parse(p + 3, &e->data, &p) && !*p;
 		}
 		e->is_verdict = true;
 		return verdict_parse(p + 3, &e->verdict, &e->chain) == 0;

@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct nft_rs;
 
@@ -49,6 +50,10 @@ int nft_rs_apply(const struct nft_rs *old, const struct nft_rs *rs, struct nft_s
 /* The elements of set or map `name` as the text gives them (NULL, *n 0: no
  * such set). */
 char *const *nft_rs_map(const struct nft_rs *rs, const char *name, size_t *n);
+
+/* A decimal number of 32 bits (a devgroup, as nft lists it), after any
+ * blanks, into out; where it ends in *end. */
+bool nft_u32_parse(const char *s, uint32_t *out, const char **end);
 
 /* Does table inet `table` exist in this network namespace? */
 bool nft_table_present(const char *table);
