@@ -884,7 +884,7 @@ static const char nft_host_chain[] =
  * Classes: the local endpoints that share both their egress and their
  * ingress chain. The base chains dispatch by the interface's group
  * (`iifgroup`, `oifgroup`), which the agent sets to the endpoint's class
- * (agent/firewall.c, from the map ep_class). An endpoint that comes or goes
+ * (agent/groups.c, from the map ep_class). An endpoint that comes or goes
  * in an existing class then changes only elements of data maps and sets,
  * never a verdict map: the kernel revalidates every jump path of the table
  * after a verdict element or a rule is added (about 15 ms with 3,500
@@ -923,14 +923,7 @@ static int cmp_class(const void *a, const void *b, void *g)
 
 static uint32_t class_hash(const char *eg, const char *in)
 {
-	uint32_t h = 2166136261u;
-
-	for (const char *p = eg; *p; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
-	h = (h ^ '/') * 16777619u;
-	for (const char *p = in; *p; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
-	return (h & 0x3fffffffu) | 0x40000000u;
+	return ((uint32_t)hash_mix(hash_str(eg), hash_str(in)) & 0x3fffffffu) | 0x40000000u;
 }
 
 static bool eq_u32(const void *val, const void *key)
