@@ -64,7 +64,28 @@ enum fw_kind { FW_NONE, FW_NFT, FW_IPT };
  * table is the nftables table, or for iptables the prefix of chains and sets.
  * pc (may be NULL) keeps the parsed documents for the next call. */
 char *fw_render(json_t *state, const char *host, const char *table, enum fw_kind kind,
-		size_t *nlocal, struct policy_cache *pc, struct error *err);
+		size_t *nlocal, struct policy_cache *pc, bool keep, struct error *err);
+/*
+ * nftables, keep (with pc): fw_render also keeps what later endpoint
+ * changes need (lib/policy_inc.c); it goes with the ruleset once fw_apply
+ * puts that text in force, or fw_unchanged says it already is.
+ * fw_apply_endpoints then turns endpoint changes (kept.c) into element
+ * changes of the ruleset in force, without rendering: 0 done (out says
+ * what), 1 it cannot (compile whole), -1 the kernel refused (errbuf;
+ * nothing changed). fw_same_as: is the ruleset in force exactly text?
+ * (tests: LARCH_AGENT_CHECK_INC).
+ */
+struct kept_change;
+struct fw_fast {
+	size_t sets;        /* sets and maps changed */
+	unsigned long msgs; /* netlink messages */
+	double kernel_ms;
+};
+void fw_unchanged(void);
+int fw_apply_endpoints(const struct kept_change *ch, size_t n, struct fw_fast *out, char *errbuf,
+		       size_t errlen);
+bool fw_same_as(const char *text, char *why, size_t len);
+void fw_inc_drop(void);
 /* Apply a rendered ruleset whole, or leave the previous one (-1, the
  * tools' message in errbuf). */
 int fw_apply(enum fw_kind kind, const char *table, const char *text, char *errbuf, size_t errlen);

@@ -33,11 +33,32 @@
 
 #include "agent.h"
 #include "error.h"
+#include "kept.h"
 #include "hmap.h"
 #include "log.h"
 #include "nft.h"
 #include "policy.h"
 #include "wire.h"
+
+/* What the last rendering kept for endpoint changes (lib/policy_inc.c):
+ * nft_inc goes with nft_last (the two describe the ruleset in force);
+ * inc_pending, from the last fw_render, until its text is in force. */
+static struct policy_inc *nft_inc, *inc_pending;
+
+void fw_inc_drop(void)
+{
+	policy_inc_free(nft_inc);
+	policy_inc_free(inc_pending);
+	nft_inc = inc_pending = NULL;
+}
+
+/* The text fw_render returned last is in force (nft_last is its ruleset). */
+static void inc_in_force(void)
+{
+	policy_inc_free(nft_inc);
+	nft_inc = inc_pending;
+	inc_pending = NULL;
+}
 
 static void host_ifname(const char *handle, char out[16])
 {
@@ -45,10 +66,16 @@ static void host_ifname(const char *handle, char out[16])
 }
 
 char *fw_render(json_t *state, const char *host, const char *table, enum fw_kind kind,
-		size_t *nlocal, struct policy_cache *pc, struct error *err)
+		size_t *nlocal, struct policy_cache *pc, bool keep, struct error *err)
 {
+	struct policy_inc *inc = NULL;
 	struct world *w;
 	char *text;
+
+	/* the kept state's selectors point into pc's documents, which this
+	 * world may sweep away: it goes first */
+	if (pc)
+		fw_inc_drop();
 
 #define ITEMS(k) json_object_get(json_object_get(state, k), "items")
 	w = policy_world(ITEMS("tenants"), ITEMS("blocks"), ITEMS("hosts"), ITEMS("endpoints"),
@@ -58,7 +85,13 @@ char *fw_render(json_t *state, const char *host, const char *table, enum fw_kind
 		return NULL;
 	if (nlocal)
 		*nlocal = policy_world_local(w);
-	text = kind == FW_IPT ? policy_render_ipt(w, table) : policy_render_nft(w, table);
+	if (kind == FW_NFT && keep) {
+		if ((text = policy_render_nft_inc(w, table, &inc)))
+			w = NULL; /* inc's */
+		inc_pending = inc;
+	} else {
+		text = kind == FW_IPT ? policy_render_ipt(w, table) : policy_render_nft(w, table);
+	}
 	if (!text)
 		error_set(err, ENOMEM, 500, "internal", "", "", "out of memory rendering the ruleset");
 	policy_world_free(w);
@@ -242,10 +275,12 @@ static int nft_apply(const char *text, char *errbuf, size_t errlen)
 		if (r == -1) {
 			nft_rs_free(rs);
 			free(bad);
+			fw_inc_drop();
 			return -1;
 		}
 	}
 	if (r == -2) {
+		fw_inc_drop(); /* nothing to patch: nft_last is not known */
 		log_warnx("firewall: the netlink backend cannot read the ruleset (%s); using nft -f",
 			  rs ? errbuf : why);
 		nft_rs_free(rs);
@@ -258,11 +293,16 @@ static int nft_apply(const char *text, char *errbuf, size_t errlen)
 		free(bad);
 		return r;
 	}
-	free(bad);
 	nft_rs_free(nft_last);
 	nft_last = rs;
 	nft_last_stats = st;
 	fw_groups_wanted(rs, NULL);
+	/* the test hook's text is not the one rendered */
+	if (bad)
+		fw_inc_drop();
+	else
+		inc_in_force();
+	free(bad);
 	return 0;
 }
 
@@ -275,6 +315,7 @@ static char *ipt_last;
 
 void fw_forget(void)
 {
+	fw_inc_drop();
 	nft_rs_free(nft_last);
 	nft_last = NULL;
 	free(ipt_last);
@@ -327,6 +368,66 @@ out:
 	free(old);
 	fw_forget();
 	return r;
+}
+
+void fw_unchanged(void)
+{
+	if (nft_last)
+		inc_in_force();
+	else
+		fw_inc_drop();
+}
+
+int fw_apply_endpoints(const struct kept_change *ch, size_t n, struct fw_fast *out, char *errbuf,
+		       size_t errlen)
+{
+	struct policy_patch *p = NULL;
+	struct nft_stats st;
+	size_t np = 0;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (!nft_inc || !nft_last)
+		return 1;
+	for (size_t i = 0; i < n; i++)
+		if ((r = policy_inc_endpoint(nft_inc, ch[i].old, ch[i].neu)) != 0) {
+			if (r < 0)
+				log_warnx("firewall: out of memory following an endpoint; compiling whole");
+			fw_inc_drop();
+			return 1;
+		}
+	if (policy_inc_patches(nft_inc, &p, &np) < 0) {
+		fw_inc_drop();
+		return 1;
+	}
+	out->sets = np;
+	for (size_t i = 0; i < np; i++)
+		log_debug("firewall: set %s now has %zu elements", p[i].name, p[i].n);
+	if (!np)
+		return 0;
+	memset(&st, 0, sizeof(st));
+	r = nft_rs_patch(nft_last, p, np, &st, errbuf, errlen);
+	policy_patches_free(p, np);
+	if (r < 0) {
+		fw_inc_drop();
+		return r == -1 ? -1 : 1;
+	}
+	nft_last_stats = st;
+	out->msgs = st.msgs;
+	out->kernel_ms = st.kernel_ms;
+	fw_groups_wanted(nft_last, NULL);
+	return 0;
+}
+
+bool fw_same_as(const char *text, char *why, size_t len)
+{
+	struct nft_rs *rs = nft_rs_parse(text, why, len);
+	bool same = rs && nft_last && nft_rs_same(rs, nft_last, why, len);
+
+	if (!nft_last)
+		snprintf(why, len, "no ruleset in force");
+	nft_rs_free(rs);
+	return same;
 }
 
 /* ---- iptables ---- */

@@ -45,7 +45,65 @@ struct kept {
 	unsigned long loads;       /* times the lists were read whole */
 	bool loaded;
 	struct policy_cache *pc;   /* the compiler's parsed documents */
+	/* since kept_take: the endpoints' changes in order, and whether
+	 * anything else changed (or the lists were read whole) */
+	struct kept_change *ch;
+	size_t nch, capch;
+	bool other;
 };
+
+/* More endpoint changes than this in one pass: compile whole anyway. */
+#define KEPT_CHANGES_MAX 256
+
+void kept_changes_free(struct kept_change *ch, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		json_decref(ch[i].old);
+		json_decref(ch[i].neu);
+	}
+	free(ch);
+}
+
+static void forget_changes(struct kept *k)
+{
+	kept_changes_free(k->ch, k->nch);
+	k->ch = NULL;
+	k->nch = k->capch = 0;
+	k->other = true;
+}
+
+/* Endpoint key went from old to neu (either NULL), both borrowed. */
+static void record(struct kept *k, json_t *old, json_t *neu)
+{
+	if (k->other)
+		return; /* compiled whole anyway */
+	if (k->nch == KEPT_CHANGES_MAX) {
+		forget_changes(k);
+		return;
+	}
+	if (k->nch == k->capch) {
+		size_t cap = k->capch ? 2 * k->capch : 16;
+		struct kept_change *v = realloc(k->ch, cap * sizeof(*v));
+
+		if (!v) {
+			forget_changes(k);
+			return;
+		}
+		k->ch = v;
+		k->capch = cap;
+	}
+	k->ch[k->nch++] = (struct kept_change){ json_incref(old), json_incref(neu) };
+}
+
+void kept_take(struct kept *k, struct kept_change **ch, size_t *n, bool *other)
+{
+	*ch = k->ch;
+	*n = k->nch;
+	*other = k->other;
+	k->ch = NULL;
+	k->nch = k->capch = 0;
+	k->other = false;
+}
 
 struct kept *kept_new(struct policy_cache *pc)
 {
@@ -64,12 +122,15 @@ static void kept_reset(struct kept *k)
 		k->items[i] = NULL;
 	}
 	k->loaded = false;
+	forget_changes(k);
 }
 
 void kept_free(struct kept *k)
 {
-	if (k)
+	if (k) {
 		kept_reset(k);
+		kept_changes_free(k->ch, k->nch);
+	}
 	free(k);
 }
 
@@ -176,6 +237,21 @@ fail:
 	return -1;
 }
 
+/* An endpoint's record into the list: 1, or -1. */
+static int put_endpoint(struct kept *k, const char *key, json_t *obj)
+{
+	/* the stored record leaves out what the list fills in: empty labels */
+	if (!json_object_get(obj, "labels")) {
+		if (!(obj = json_deep_copy(obj)) ||
+		    json_object_set_new(obj, "labels", json_object()) < 0) {
+			json_decref(obj);
+			return -1;
+		}
+		return json_object_set_new(k->items[K_ENDPOINTS], key, obj) < 0 ? -1 : 1;
+	}
+	return json_object_set(k->items[K_ENDPOINTS], key, obj) < 0 ? -1 : 1;
+}
+
 /* One change of the feed: 1 when it changed a list, 0 when it did not
  * concern them, -1 when it cannot be applied. */
 static int apply(struct kept *k, json_t *c)
@@ -189,18 +265,27 @@ static int apply(struct kept *k, json_t *c)
 		return 0; /* not an input of the compiler, or already in the list */
 	if (!key || !type)
 		return -1;
-	if (!strcmp(type, "delete"))
-		return json_object_del(k->items[i], key) == 0; /* may be gone already */
+	if (i != K_ENDPOINTS)
+		k->other = true;
+	if (!strcmp(type, "delete")) {
+		json_t *was = json_object_get(k->items[i], key);
+
+		if (!was)
+			return 0; /* gone already */
+		if (i == K_ENDPOINTS)
+			record(k, was, NULL);
+		return json_object_del(k->items[i], key) == 0;
+	}
 	if (strcmp(type, "put") || !json_is_object(obj))
 		return -1;
-	/* the stored record leaves out what the list fills in: empty labels */
-	if (i == K_ENDPOINTS && !json_object_get(obj, "labels")) {
-		if (!(obj = json_deep_copy(obj)) ||
-		    json_object_set_new(obj, "labels", json_object()) < 0) {
-			json_decref(obj);
-			return -1;
-		}
-		return json_object_set_new(k->items[i], key, obj) < 0 ? -1 : 1;
+	if (i == K_ENDPOINTS) {
+		json_t *was = json_incref(json_object_get(k->items[i], key));
+		int r = put_endpoint(k, key, obj);
+
+		if (r > 0)
+			record(k, was, json_object_get(k->items[i], key));
+		json_decref(was);
+		return r;
 	}
 	return json_object_set(k->items[i], key, obj) < 0 ? -1 : 1;
 }

@@ -74,7 +74,7 @@ static struct {
 	_Atomic unsigned long routes, revision, missing_ifaces;
 	_Atomic double last_pass_seconds;
 	_Atomic long last_ok;   /* unix time of the last successful pass */
-	_Atomic unsigned long fw_applies, fw_errors, fw_endpoints, fw_bytes;
+	_Atomic unsigned long fw_applies, fw_errors, fw_endpoints, fw_bytes, fw_incremental;
 	_Atomic double fw_compile_seconds, fw_apply_seconds;
 } m;
 
@@ -304,6 +304,96 @@ static void remember_handles(json_t *endpoints)
  * up to date by the caller) and apply it when it changed (or, force: a
  * resync, when the table is gone). 0, or -1 with the previous ruleset left
  * in force. */
+/* Set when the last pass left the firewall other than compiled (larchd
+ * could not be read, or the update failed or was refused): the main loop
+ * passes again after its next long poll. Atomic: passes run on the socket's
+ * thread too. */
+static int fw_failed;
+
+/* Set after an incremental pass: the ruleset in force is what a whole
+ * rendering of the kept lists gives, but no text of it was made. */
+static bool fw_text_stale;
+
+/* GET /v1/ruleset after incremental passes (pass_lock held): render the
+ * kept lists whole, which is what is in force while the last pass did not
+ * fail. */
+static char *render_in_force(void)
+{
+	struct error err = {0};
+	json_t *state;
+	char *text;
+
+	if (__atomic_load_n(&fw_failed, __ATOMIC_RELAXED) || !(state = kept_state(kept)))
+		return NULL;
+	text = fw_render(state, o.host, o.table, o.fw, NULL, NULL, false, &err);
+	json_decref(state);
+	return text;
+}
+
+/*
+ * Tests (LARCH_AGENT_CHECK_INC set): after every incremental pass, render
+ * whole (with documents parsed anew) and check that the ruleset in force is
+ * exactly that; exit if not, so that no test passes over a difference.
+ */
+static void check_incremental(void)
+{
+	struct error err = {0};
+	json_t *state = kept_state(kept);
+	char *text = state ? fw_render(state, o.host, o.table, o.fw, NULL, NULL, false, &err) : NULL;
+	char why[1024];
+
+	json_decref(state);
+	if (!text)
+		fatalx("LARCH_AGENT_CHECK_INC: cannot render whole: %s", err.msg);
+	if (!fw_same_as(text, why, sizeof(why)))
+		fatalx("LARCH_AGENT_CHECK_INC: the incremental ruleset differs from the whole "
+		       "rendering: %s", why);
+	free(text);
+}
+
+/*
+ * Endpoints alone changed since the last pass (kept.c): turn the changes
+ * into element changes of the ruleset in force (lib/policy_inc.c) instead
+ * of compiling whole. 0 done; 1 not possible, compile whole.
+ */
+static int firewall_endpoints(bool force)
+{
+	struct kept_change *ch;
+	struct fw_fast ff;
+	char errbuf[1024];
+	size_t n;
+	bool other;
+	double t0 = now_s();
+	int r;
+
+	kept_take(kept, &ch, &n, &other);
+	if (force || other || !n || o.fw != FW_NFT ||
+	    __atomic_load_n(&fw_failed, __ATOMIC_RELAXED)) {
+		kept_changes_free(ch, n);
+		return 1;
+	}
+	r = fw_apply_endpoints(ch, n, &ff, errbuf, sizeof(errbuf));
+	kept_changes_free(ch, n);
+	if (r < 0)
+		log_warnx("firewall: an endpoint's elements were refused (%s); compiling whole",
+			  errbuf);
+	if (r)
+		return 1;
+	free(fw_last); /* what is in force is no text rendered */
+	fw_last = NULL;
+	fw_text_stale = true;
+	m.fw_compile_seconds = 0;
+	m.fw_apply_seconds = now_s() - t0;
+	m.fw_applies++;
+	m.fw_incremental++;
+	log_debug("firewall: %zu endpoint changes: %zu sets changed, %lu messages, %.2f ms "
+		  "(kernel %.2f ms)", n, ff.sets, ff.msgs, m.fw_apply_seconds * 1e3, ff.kernel_ms);
+	if (getenv("LARCH_AGENT_CHECK_INC") && strcmp(getenv("LARCH_AGENT_CHECK_INC"), "0") &&
+	    *getenv("LARCH_AGENT_CHECK_INC"))
+		check_incremental();
+	return 0;
+}
+
 static int firewall_pass(bool force)
 {
 	json_t *state = NULL;
@@ -314,11 +404,13 @@ static int firewall_pass(bool force)
 	double t0 = now_s(), t1;
 	int r = -1;
 
+	if (firewall_endpoints(force) == 0)
+		return 0;
 	if (!(state = kept_state(kept))) {
 		log_warnx("firewall: out of memory; the previous ruleset stays");
 		goto out;
 	}
-	if (!(text = fw_render(state, o.host, o.table, o.fw, &nlocal_eps, pcache, &err))) {
+	if (!(text = fw_render(state, o.host, o.table, o.fw, &nlocal_eps, pcache, true, &err))) {
 		log_warnx("firewall: cannot compile the policy: %s; the previous ruleset stays",
 			  err.msg);
 		goto out;
@@ -332,6 +424,7 @@ static int firewall_pass(bool force)
 	if (force && !fw_present(o.fw, o.table))
 		fw_forget();
 	else if (fw_last && !strcmp(fw_last, text)) {
+		fw_unchanged();
 		r = 0;
 		goto out;
 	}
@@ -341,6 +434,7 @@ static int firewall_pass(bool force)
 		 * family committed): the next pass applies whatever it compiles */
 		free(fw_last);
 		fw_last = NULL;
+		fw_text_stale = false;
 		goto out;
 	}
 	m.fw_apply_seconds = now_s() - t1;
@@ -351,6 +445,7 @@ static int firewall_pass(bool force)
 		  strlen(text), nlocal_eps, m.fw_compile_seconds * 1e3, m.fw_apply_seconds * 1e3);
 	free(fw_last);
 	fw_last = text;
+	fw_text_stale = false;
 	text = NULL;
 	r = 0;
 out:
@@ -415,12 +510,6 @@ out:
 	json_decref(eps);
 	return rev;
 }
-
-/* Set when the last pass left the firewall other than compiled (larchd
- * could not be read, or the update failed or was refused): the main loop
- * passes again after its next long poll. Atomic: passes run on the socket's
- * thread too. */
-static int fw_failed;
 
 /* One pass: the routes (unless routes is false: the changes since the last
  * pass cannot move a route), then the firewall: compiled when its kept
@@ -598,7 +687,9 @@ static char *metrics_text(void)
 		     "# TYPE larch_agent_firewall_apply_seconds gauge\n"
 		     "larch_agent_firewall_apply_seconds %.6f\n"
 		     "# TYPE larch_agent_firewall_list_reads_total counter\n"
-		     "larch_agent_firewall_list_reads_total %lu\n",
+		     "larch_agent_firewall_list_reads_total %lu\n"
+		     "# TYPE larch_agent_firewall_incremental_total counter\n"
+		     "larch_agent_firewall_incremental_total %lu\n",
 		     (unsigned long)m.passes, (unsigned long)m.pass_errors, (unsigned long)m.added,
 		     (unsigned long)m.replaced, (unsigned long)m.removed,
 		     (unsigned long)m.feed_errors, (unsigned long)m.routes,
@@ -606,7 +697,8 @@ static char *metrics_text(void)
 		     (double)m.last_pass_seconds, (long)m.last_ok, (unsigned long)m.fw_applies,
 		     (unsigned long)m.fw_errors, (unsigned long)m.fw_endpoints,
 		     (unsigned long)m.fw_bytes, (double)m.fw_compile_seconds,
-		     (double)m.fw_apply_seconds, kept_loads(kept)) < 0)
+		     (double)m.fw_apply_seconds, kept_loads(kept),
+		     (unsigned long)m.fw_incremental) < 0)
 		return NULL;
 	return s;
 }
@@ -652,7 +744,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	}
 	if (!strcmp(method, "GET") && !strcmp(url, "/v1/ruleset")) {
 		pthread_mutex_lock(&pass_lock);
-		body = fw_last ? strdup(fw_last) : NULL;
+		body = fw_last ? strdup(fw_last) : fw_text_stale ? render_in_force() : NULL;
 		pthread_mutex_unlock(&pass_lock);
 		if (body)
 			return reply(c, 200, "text/plain", body);
@@ -717,7 +809,8 @@ static int render_file(const char *path)
 		fprintf(stderr, "larch-agent: %s:%d: %s\n", path, je.line, je.text);
 		return 1;
 	}
-	text = fw_render(state, o.host, o.table, o.fw == FW_IPT ? FW_IPT : FW_NFT, NULL, NULL, &err);
+	text = fw_render(state, o.host, o.table, o.fw == FW_IPT ? FW_IPT : FW_NFT, NULL, NULL, false,
+			 &err);
 	json_decref(state);
 	if (!text) {
 		fprintf(stderr, "larch-agent: %s: %s\n", path, err.msg);

@@ -21,6 +21,7 @@
  * changes, cannot change in place: the whole table is replaced then.
  */
 #include "nft_int.h"
+#include "policy.h"
 
 /* ---- the batch ---- */
 
@@ -827,6 +828,100 @@ int nft_rs_apply(const struct nft_rs *old, const struct nft_rs *rs, struct nft_s
 		nftnl_batch_free(b.b);
 	free(b.w);
 	return r;
+}
+
+int nft_rs_patch(struct nft_rs *rs, struct policy_patch *p, size_t n, struct nft_stats *st,
+		 char *err, size_t errlen)
+{
+	struct nft_rs ov = { .table = rs->table }, nv = { .table = rs->table };
+	struct batch b = { .table = rs->table, .err = err, .errlen = errlen };
+	struct obj **in = calloc(n + 1, sizeof(*in));
+	int r = -1;
+
+	ov.o = calloc(n + 1, sizeof(*ov.o));
+	nv.o = calloc(n + 1, sizeof(*nv.o));
+	if (!in || !ov.o || !nv.o) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	/* views of the sets patched, before and after: the difference of
+	 * those alone, as build() makes it for whole rulesets */
+	for (size_t i = 0; i < n; i++) {
+		if (!(in[i] = (struct obj *)rs_find(rs, false, p[i].name)) || in[i]->interval) {
+			snprintf(err, errlen, "set %s: %s", p[i].name,
+				 in[i] ? "an interval set, not patched" : "not in the ruleset");
+			r = -2;
+			goto out;
+		}
+		ov.o[i] = *in[i];
+		nv.o[i] = *in[i];
+		nv.o[i].item = p[i].items;
+		nv.o[i].n = p[i].n;
+	}
+	ov.n = nv.n = n;
+	if (rs_index(&ov) < 0 || rs_index(&nv) < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	r = run_batch(&ov, &nv, &b);
+	if (r == 1) {
+		snprintf(err, errlen, "a patch changes more than elements");
+		r = -2;
+	}
+	if (r == 0)
+		for (size_t i = 0; i < n; i++) {
+			char **items = in[i]->item;
+			size_t k = in[i]->n;
+
+			in[i]->item = p[i].items;
+			in[i]->n = in[i]->cap = p[i].n;
+			p[i].items = items;
+			p[i].n = k;
+		}
+out:
+	if (st)
+		*st = b.st;
+	if (b.b)
+		nftnl_batch_free(b.b);
+	free(b.w);
+	hmap_release(&ov.names);
+	hmap_release(&nv.names);
+	free(ov.o);
+	free(nv.o);
+	free(in);
+	return r;
+}
+
+bool nft_rs_same(const struct nft_rs *a, const struct nft_rs *b, char *why, size_t len)
+{
+	if (a->n != b->n) {
+		snprintf(why, len, "%zu objects against %zu", a->n, b->n);
+		return false;
+	}
+	for (size_t i = 0; i < a->n; i++) {
+		const struct obj *x = &a->o[i], *y = rs_find(b, is_chain(x), x->name);
+
+		if (!y) {
+			snprintf(why, len, "%s only in the first", x->name);
+			return false;
+		}
+		if (x->kind != y->kind || !streq(x->type, y->type) || !streq(x->comment, y->comment) ||
+		    x->interval != y->interval) {
+			snprintf(why, len, "%s: declared differently", x->name);
+			return false;
+		}
+		if (!same_items(x, y)) {
+			size_t k = 0;
+
+			while (k < x->n && k < y->n && !strcmp(x->item[k], y->item[k]))
+				k++;
+			snprintf(why, len, "%s: item %zu: \"%s\" against \"%s\" (%zu and %zu items)",
+				 x->name, k, k < x->n ? x->item[k] : "(none)",
+				 k < y->n ? y->item[k] : "(none)", x->n, y->n);
+			return false;
+		}
+	}
+	return true;
 }
 
 bool nft_table_present(const char *table)

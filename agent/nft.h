@@ -47,6 +47,22 @@ struct nft_stats {
 int nft_rs_apply(const struct nft_rs *old, const struct nft_rs *rs, struct nft_stats *st,
 		 char *err, size_t errlen);
 
+/*
+ * Change the elements of some sets and maps of rs, the ruleset in force, in
+ * one transaction: each patch gives all of a set's elements as they are to
+ * be (lib/policy_inc.c). On success (0) rs holds them (the patches' items
+ * are swapped with the old ones); -1 with err when the kernel refused
+ * (nothing changed); -2 when a patch names no set of rs, or an interval
+ * set (nothing sent).
+ */
+struct policy_patch;
+int nft_rs_patch(struct nft_rs *rs, struct policy_patch *p, size_t n, struct nft_stats *st,
+		 char *err, size_t errlen);
+
+/* Do a and b hold the same objects, items in the same order? When not, why
+ * names the first difference. */
+bool nft_rs_same(const struct nft_rs *a, const struct nft_rs *b, char *why, size_t len);
+
 /* The elements of set or map `name` as the text gives them (NULL, *n 0: no
  * such set). */
 char *const *nft_rs_map(const struct nft_rs *rs, const char *name, size_t *n);

@@ -116,6 +116,8 @@ struct range {
 
 /* agent/nft_text.c */
 const struct obj *rs_find(const struct nft_rs *rs, bool chain, const char *name);
+/* Index rs->o by kind class and name (rs->names empty before). -1: out of memory. */
+int rs_index(struct nft_rs *rs);
 
 /* agent/nft.c: the batch, sets and elements */
 void batch_fail(struct batch *b, int e, const struct obj *o, const char *item, const char *why);

@@ -34,6 +34,15 @@ const struct obj *rs_find(const struct nft_rs *rs, bool chain, const char *name)
 	return hmap_find(&rs->names, name_hash(chain, name), eq_name, &k);
 }
 
+int rs_index(struct nft_rs *rs)
+{
+	for (size_t i = 0; i < rs->n; i++)
+		if (hmap_insert(&rs->names, name_hash(is_chain(&rs->o[i]), rs->o[i].name),
+				&rs->o[i]) < 0)
+			return -1;
+	return 0;
+}
+
 char *const *nft_rs_map(const struct nft_rs *rs, const char *name, size_t *n)
 {
 	const struct obj *o = rs_find(rs, false, name);

@@ -151,4 +151,32 @@ char *policy_render_nft(const struct world *w, const char *table);
  */
 char *policy_render_ipt(const struct world *w, const char *prefix);
 
+/*
+ * Incremental: a change of endpoints alone (no policy, namespace, tenant,
+ * block or host changed) only adds and removes elements of sets and maps
+ * the last rendering declared, as long as no set becomes empty or stops
+ * being empty, and a local endpoint comes into or leaves a class that has
+ * other members. policy_render_nft_inc renders as policy_render_nft and
+ * keeps, in *inc, what such changes need; *inc owns w from then on (NULL,
+ * and w still the caller's, when it returns NULL). policy_inc_endpoint
+ * applies one endpoint's change (old and new document, either NULL):
+ * 0 when done, 1 when it needs a full rendering instead, -1 out of memory;
+ * after 1 or -1, inc is of no further use (free it). policy_inc_patches
+ * gives the sets and maps changed since it was last called, each with all
+ * of its elements in the order a full rendering writes them. The result
+ * equals what policy_render_nft would render from the changed world
+ * (the agent checks that in its tests: LARCH_AGENT_CHECK_INC).
+ */
+struct policy_inc;
+struct policy_patch {
+	char name[24];
+	char **items;   /* the elements as the nft text writes them */
+	size_t n;
+};
+char *policy_render_nft_inc(struct world *w, const char *table, struct policy_inc **inc);
+int policy_inc_endpoint(struct policy_inc *inc, json_t *old, json_t *neu);
+int policy_inc_patches(struct policy_inc *inc, struct policy_patch **out, size_t *n);
+void policy_patches_free(struct policy_patch *p, size_t n);
+void policy_inc_free(struct policy_inc *inc);
+
 #endif

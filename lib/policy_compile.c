@@ -411,9 +411,17 @@ static unsigned eps_set(struct render *r, struct cache *c, const struct epsel *s
 	}
 	{
 		char *what = sel_describe(sel);
+		/* declare_set sorts and compacts v: what is kept is taken first */
+		struct prefix *all = r->inc ? malloc((n + 1) * sizeof(*all)) : NULL;
 
+		if (all)
+			memcpy(all, v, n * sizeof(*all));
 		set = declare_set(r, v, n, family, false, what ? what : "endpoints", key);
 		free(what);
+		if (r->inc && (!all || inc_record_set(r->inc, key, sel, family,
+						      set ? set_ref(r, set) : "", all, n) < 0))
+			r->inc_failed = true;
+		free(all);
 	}
 	free(v);
 	ps = malloc(sizeof(*ps));
@@ -697,9 +705,9 @@ static void groups_free(struct groups *g)
 /* What an endpoint's chain depends on, as a string (malloc'd): its
  * policies by their chains' names (which stand for their ids, whatever else
  * comes and goes), or its default. */
-static char *chain_key(const struct render *rd, const struct w_ep *e, bool ingress)
+char *chain_key_of(const struct world *w, char (*pol_name)[24], const struct w_ep *e,
+		   bool ingress)
 {
-	const struct world *w = rd->w;
 	size_t len = 0, n = ingress ? e->npin : e->npout;
 	const size_t *v = ingress ? e->pin : e->pout;
 	char *k = NULL;
@@ -709,7 +717,7 @@ static char *chain_key(const struct render *rd, const struct w_ep *e, bool ingre
 		return NULL;
 	fputc(ingress ? 'i' : 'o', f);
 	for (size_t i = 0; i < n; i++)
-		fprintf(f, " %s", rd->pol_name[v[i]]);
+		fprintf(f, " %s", pol_name[v[i]]);
 	if (ingress && !n) {
 		enum isolation iso = tenant_iso(w, e->tenant);
 
@@ -724,6 +732,11 @@ static char *chain_key(const struct render *rd, const struct w_ep *e, bool ingre
 		return NULL;
 	}
 	return k;
+}
+
+static char *chain_key(const struct render *rd, const struct w_ep *e, bool ingress)
+{
+	return chain_key_of(rd->w, rd->pol_name, e, ingress);
 }
 
 /* Group the local endpoints by chain_key (a hash table of the keys). */
@@ -1004,6 +1017,43 @@ static void class_map(FILE *f, const struct world *w, const struct classes *c)
 	fputs(n ? " }\n\t}\n" : "\t}\n", f);
 }
 
+/* Keep the chains, classes and local endpoints for policy_inc_endpoint. */
+static int record_endpoints(struct render *r, const struct groups *ge, const struct groups *gi,
+			    const struct classes *cl)
+{
+	const struct world *w = r->w;
+	const struct groups *g2[2] = { ge, gi };
+	size_t *members = calloc(cl->n + 1, sizeof(*members));
+
+	if (!members)
+		return -1;
+	for (int d = 0; d < 2; d++)
+		for (size_t g = 0; g < g2[d]->n; g++) {
+			char *key = chain_key(r, &w->eps[g2[d]->first[g]], d == 1);
+
+			if (!key || inc_record_group(r->inc, d == 1, key, g2[d]->name[g]) < 0) {
+				free(members);
+				return -1;
+			}
+		}
+	for (size_t i = 0; i < w->neps; i++)
+		if (w->eps[i].local) {
+			members[cl->of[i]]++;
+			if (inc_record_local(r->inc, &w->eps[i], cl->id[cl->of[i]]) < 0) {
+				free(members);
+				return -1;
+			}
+		}
+	for (size_t k = 0; k < cl->n; k++)
+		if (inc_record_class(r->inc, ge->name[cl->eg[k]], gi->name[cl->in[k]], cl->id[k],
+				     members[k]) < 0) {
+			free(members);
+			return -1;
+		}
+	free(members);
+	return 0;
+}
+
 /* All of the nftables endpoint part: chains, the spoofing sets, the maps. */
 static int nft_endpoints(struct render *r, struct cache *c)
 {
@@ -1022,6 +1072,8 @@ static int nft_endpoints(struct render *r, struct cache *c)
 		groups_free(&gi);
 		return -1;
 	}
+	if (r->inc && record_endpoints(r, &ge, &gi, &cl) < 0)
+		r->inc_failed = true;
 	for (size_t g = 0; g < ge.n; g++)
 		egress_chain(r, ge.name[g], &w->eps[ge.first[g]]);
 	for (size_t g = 0; g < gi.n; g++)
@@ -1063,9 +1115,9 @@ static const char nft_base_chains[] =
 /* Render for either backend. nft: one text; iptables: the ipset restore
  * script, then the IPv4 and IPv6 iptables-restore inputs, each after a
  * marker line (#@ ipset, #@ iptables, #@ ip6tables). */
-static char *render(const struct world *w, const char *table, bool ipt)
+static char *render(const struct world *w, const char *table, bool ipt, struct policy_inc *inc)
 {
-	struct render r = { .w = w, .ipt = ipt, .t = table };
+	struct render r = { .w = w, .ipt = ipt, .t = table, .inc = inc };
 	struct cache c = { 0 };
 	char *body = NULL, *sets = NULL, *body6 = NULL, *out = NULL;
 	size_t blen = 0, slen = 0, b6len = 0;
@@ -1159,7 +1211,15 @@ done:
 	free(used);
 	free(c.v);
 	free(r.set_name);
-	free(r.pol_name);
+	if (inc && out && !r.inc_failed) {
+		inc->pol_name = r.pol_name; /* the chains' names of the policies, kept */
+	} else {
+		free(r.pol_name);
+		if (inc && out) {
+			free(out); /* could not keep what the caller asked for */
+			out = NULL;
+		}
+	}
 	{
 		char *name;
 		size_t it = 0;
@@ -1183,10 +1243,28 @@ done:
 
 char *policy_render_nft(const struct world *w, const char *table)
 {
-	return render(w, table, false);
+	return render(w, table, false, NULL);
+}
+
+char *policy_render_nft_inc(struct world *w, const char *table, struct policy_inc **inc)
+{
+	struct policy_inc *k = calloc(1, sizeof(*k));
+	char *out;
+
+	*inc = NULL;
+	if (!k)
+		return NULL;
+	k->w = w;
+	if (!(out = render(w, table, false, k))) {
+		k->w = NULL; /* the caller's still */
+		policy_inc_free(k);
+		return NULL;
+	}
+	*inc = k;
+	return out;
 }
 
 char *policy_render_ipt(const struct world *w, const char *prefix)
 {
-	return render(w, prefix, true);
+	return render(w, prefix, true, NULL);
 }

@@ -41,6 +41,7 @@ struct w_tenant {
 struct world {
 	json_t *hold;              /* the inputs, borrowed from */
 	const char *host;
+	void (*ifname)(const char *handle, char out[16]); /* a local endpoint's interface */
 	struct w_ep *eps;
 	size_t neps, nlocal;
 	struct w_block *blocks;
@@ -60,8 +61,12 @@ struct world {
 	size_t *pol_by_ns;
 };
 
+struct policy_inc;
+
 struct render {
 	const struct world *w;
+	struct policy_inc *inc; /* nftables: what to keep for later endpoint changes (or NULL) */
+	bool inc_failed;        /* out of memory keeping it */
 	FILE *f;            /* the ruleset (iptables: the IPv4 rules) */
 	FILE *sets;         /* set declarations, written before the chains */
 	unsigned nset;
@@ -100,6 +105,9 @@ struct cache {
 };
 
 /* lib/policy_world.c: selector matching and the namespace index */
+bool ep_parse(json_t *o, const char *host, void (*ifname)(const char *handle, char out[16]),
+	      struct w_ep *e);
+int ep_policies(const struct world *w, struct w_ep *e);
 bool ns_match(const struct world *w, const struct labelsel *s, const char *ns);
 bool sel_match(const struct world *w, const struct epsel *s, const struct w_ep *e);
 /* [*lo, *hi): the entries 0..n-1, sorted by namespace, in namespace ns */
@@ -114,6 +122,64 @@ void put_comment(FILE *f, char kind, const char *fmt, ...) __attribute__((format
 void block_sets(struct render *r, struct cache *c, const char *tenant, const char *segment,
 		unsigned out[2]);
 enum isolation tenant_iso(const struct world *w, const char *tenant);
+
+/*
+ * lib/policy_inc.c: what a rendering keeps so that a later change of
+ * endpoints alone can be turned into element changes without rendering
+ * again (policy_inc_endpoint). Recorded while rendering (nftables only).
+ */
+struct inc_set {          /* a selector's set: the addresses it matched */
+	char *key;            /* sel_key, family first */
+	const struct epsel *sel;
+	uint8_t family;
+	char name[24];        /* "": it matched nothing, so it was not declared */
+	struct prefix *v;     /* sorted (prefix_cmp) */
+	unsigned *cnt;        /* how many endpoints gave each */
+	size_t n, cap;
+	bool dirty;
+};
+
+struct inc_group {        /* an endpoint chain: what it depends on, its name */
+	char *key;
+	char name[24];
+};
+
+struct inc_class {
+	char eg[24], in[24];  /* its egress and ingress chains */
+	uint32_t id;
+	size_t members;
+};
+
+struct inc_local {        /* a local endpoint, as the maps and spoof sets see it */
+	char *handle;
+	char ifname[16];
+	struct prefix a[2];
+	size_t na;
+	uint32_t id;          /* its class */
+};
+
+struct policy_inc {
+	struct world *w;      /* owned: the world rendered, for matching */
+	char (*pol_name)[24]; /* owned: the policies' chain names ("" unused) */
+	struct inc_set *sets;
+	size_t nsets, capsets;
+	struct hmap groups[2];   /* key -> struct inc_group: egress, ingress */
+	struct inc_class *classes;
+	size_t nclasses, capclasses;
+	struct hmap class_by;    /* (egress, ingress name) -> struct inc_class */
+	struct inc_local *locals; /* sorted by handle, as the world's endpoints */
+	size_t nlocals, caplocals;
+	bool locals_dirty;
+};
+
+int inc_record_set(struct policy_inc *inc, const char *key, const struct epsel *sel,
+		   uint8_t family, const char *name, const struct prefix *v, size_t n);
+int inc_record_group(struct policy_inc *inc, bool ingress, char *key, const char *name);
+int inc_record_class(struct policy_inc *inc, const char *eg, const char *in, uint32_t id,
+		     size_t members);
+int inc_record_local(struct policy_inc *inc, const struct w_ep *e, uint32_t id);
+char *chain_key_of(const struct world *w, char (*pol_name)[24], const struct w_ep *e,
+		   bool ingress);
 
 /* lib/policy_ipt.c */
 void ipt_endpoint_chains(struct render *r, struct cache *c, const struct w_ep *e);

@@ -332,6 +332,69 @@ static void pc_sweep(struct policy_cache *pc)
 		}
 }
 
+/* Endpoint document o into *e (pointers into o); false when it is not one
+ * the compiler takes (no handle, tenant or segment). At most two addresses
+ * (one per family). */
+bool ep_parse(json_t *o, const char *host, void (*ifname)(const char *handle, char out[16]),
+	      struct w_ep *e)
+{
+	json_t *a;
+	size_t j;
+
+	memset(e, 0, sizeof(*e));
+	e->handle = str(o, "handle");
+	e->tenant = str(o, "tenant");
+	e->segment = str(o, "segment");
+	e->host = str(o, "host");
+	e->ns = str(o, "namespace");
+	e->labels = json_object_get(o, "labels");
+	e->sgs = json_object_get(o, "security_groups");
+	if (!e->handle || !e->tenant || !e->segment)
+		return false;
+	json_array_foreach(json_object_get(o, "addresses"), j, a) {
+		if (e->na < 2 && str(a, "address") &&
+		    prefix_parse(str(a, "address"), &e->a[e->na], 0, "address", NULL) == 0)
+			e->na++;
+	}
+	e->local = host && e->host && !strcmp(e->host, host);
+	if (e->local)
+		ifname(e->handle, e->ifname);
+	return true;
+}
+
+/* Which policies select local endpoint e, per direction (e->pin, e->pout):
+ * those of any namespace, then those of the endpoint's, in document order.
+ * -1 on out of memory. */
+int ep_policies(const struct world *w, struct w_ep *e)
+{
+	size_t lo0, hi0, lo, hi, *cand, nc = 0;
+	int r = 0;
+
+	ns_range(w, w->npols, pol_ns, NULL, &lo0, &hi0);
+	if (e->ns)
+		ns_range(w, w->npols, pol_ns, e->ns, &lo, &hi);
+	else
+		lo = hi = 0;
+	if (!(cand = malloc((hi0 - lo0 + hi - lo + 1) * sizeof(*cand))))
+		return -1;
+	for (size_t k = lo0; k < hi0; k++)
+		cand[nc++] = w->pol_by_ns[k];
+	for (size_t k = lo; k < hi; k++)
+		cand[nc++] = w->pol_by_ns[k];
+	qsort(cand, nc, sizeof(*cand), cmp_size);
+	for (size_t c = 0; c < nc && r == 0; c++) {
+		const struct policy *p = &w->pols[cand[c]];
+
+		if (!sel_match(w, &p->applies, e))
+			continue;
+		if ((p->ingress && push_idx(&e->pin, &e->npin, cand[c]) < 0) ||
+		    (p->egress && push_idx(&e->pout, &e->npout, cand[c]) < 0))
+			r = -1;
+	}
+	free(cand);
+	return r;
+}
+
 struct world *policy_world(json_t *tenants, json_t *blocks, json_t *hosts, json_t *endpoints,
 			   json_t *policies, json_t *namespaces, const char *host,
 			   void (*ifname)(const char *handle, char out[16]),
@@ -345,6 +408,7 @@ struct world *policy_world(json_t *tenants, json_t *blocks, json_t *hosts, json_
 		goto oom;
 	w->hold = json_pack("[OOOOOO]", tenants, blocks, hosts, endpoints, policies, namespaces);
 	w->host = host;
+	w->ifname = ifname;
 	w->eps = calloc(json_array_size(endpoints) + 1, sizeof(*w->eps));
 	w->blocks = calloc(json_array_size(blocks) + 1, sizeof(*w->blocks));
 	w->tenants = calloc(json_array_size(tenants) + 1, sizeof(*w->tenants));
@@ -382,28 +446,11 @@ struct world *policy_world(json_t *tenants, json_t *blocks, json_t *hosts, json_
 			w->nhosts++;
 	json_array_foreach(endpoints, i, o) {
 		struct w_ep *e = &w->eps[w->neps];
-		json_t *a;
-		size_t j;
 
-		e->handle = str(o, "handle");
-		e->tenant = str(o, "tenant");
-		e->segment = str(o, "segment");
-		e->host = str(o, "host");
-		e->ns = str(o, "namespace");
-		e->labels = json_object_get(o, "labels");
-		e->sgs = json_object_get(o, "security_groups");
-		if (!e->handle || !e->tenant || !e->segment)
+		if (!ep_parse(o, host, ifname, e))
 			continue;
-		json_array_foreach(json_object_get(o, "addresses"), j, a) {
-			if (e->na < 2 && str(a, "address") &&
-			    prefix_parse(str(a, "address"), &e->a[e->na], 0, "address", NULL) == 0)
-				e->na++;
-		}
-		e->local = host && e->host && !strcmp(e->host, host);
-		if (e->local) {
-			ifname(e->handle, e->ifname);
+		if (e->local)
 			w->nlocal++;
-		}
 		w->neps++;
 	}
 	qsort(w->eps, w->neps, sizeof(*w->eps), cmp_ep);
@@ -439,37 +486,9 @@ struct world *policy_world(json_t *tenants, json_t *blocks, json_t *hosts, json_
 	qsort_r(w->pol_by_ns, w->npols, sizeof(*w->pol_by_ns), cmp_pol_ns, w);
 	/* which policies select each local endpoint, per direction: those of
 	 * any namespace, then those of the endpoint's, in document order */
-	for (i = 0; i < w->neps; i++) {
-		struct w_ep *e = &w->eps[i];
-		size_t lo0, hi0, lo, hi, *cand, nc = 0;
-
-		if (!e->local)
-			continue;
-		ns_range(w, w->npols, pol_ns, NULL, &lo0, &hi0);
-		if (e->ns)
-			ns_range(w, w->npols, pol_ns, e->ns, &lo, &hi);
-		else
-			lo = hi = 0;
-		if (!(cand = malloc((hi0 - lo0 + hi - lo + 1) * sizeof(*cand))))
+	for (i = 0; i < w->neps; i++)
+		if (w->eps[i].local && ep_policies(w, &w->eps[i]) < 0)
 			goto oom;
-		for (size_t k = lo0; k < hi0; k++)
-			cand[nc++] = w->pol_by_ns[k];
-		for (size_t k = lo; k < hi; k++)
-			cand[nc++] = w->pol_by_ns[k];
-		qsort(cand, nc, sizeof(*cand), cmp_size);
-		for (size_t c = 0; c < nc; c++) {
-			const struct policy *p = &w->pols[cand[c]];
-
-			if (!sel_match(w, &p->applies, e))
-				continue;
-			if ((p->ingress && push_idx(&e->pin, &e->npin, cand[c]) < 0) ||
-			    (p->egress && push_idx(&e->pout, &e->npout, cand[c]) < 0)) {
-				free(cand);
-				goto oom;
-			}
-		}
-		free(cand);
-	}
 	return w;
 oom:
 	error_set(err, ENOMEM, 500, "internal", "", "", "out of memory");

@@ -56,9 +56,12 @@ same() {
 for FW in nft iptables; do
 	ip netns add "$NSP-h11"
 	ns h11 ip link set lo up
-	ip netns exec "$NSP-h11" env LARCH_AGENT_TEST_REFUSE="$DIR/refuse" "$BIN/larch-agent" --server "unix:$DIR/larchd.sock" --host h11 \
+	# LARCH_AGENT_CHECK_INC: the agent checks every incremental pass
+	# against a whole rendering, and exits on a difference
+	ip netns exec "$NSP-h11" env LARCH_AGENT_TEST_REFUSE="$DIR/refuse" LARCH_AGENT_CHECK_INC=1 \
+		"$BIN/larch-agent" --server "unix:$DIR/larchd.sock" --host h11 \
 		--address 192.168.1.11 --group rack1 --socket "$DIR/agent-h11.sock" --resync 3600 \
-		--firewall "$FW" 2>>"$DIR/agent-h11.log" &
+		--firewall "$FW" ${AGENT_FLAGS:-} 2>>"$DIR/agent-h11.log" &
 	echo $! >"$DIR/agent-h11.pid"
 	check "$FW: agent up" wait_for 10 agent http://a/healthz -o /dev/null
 	same "start"
@@ -84,8 +87,25 @@ for FW in nft iptables; do
 	  "metadata": {"name": "web", "namespace": "shop"}, "spec": {"podSelector": {"matchLabels": {"app": "web"}},
 	  "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "db"}}}], "ports": [{"protocol": "TCP", "port": 8080}]}]}}'
 	same "the NetworkPolicy replaced"
+	# Endpoints alone, in blocks and classes that exist: element changes
+	# without compiling whole (nftables; lib/policy_inc.c)
+	inc=$(metric larch_agent_firewall_incremental_total)
 	api PATCH "/v1/endpoints/$u-d" '{"labels": {"app": "cache"}}'
 	same "a peer's labels changed"
+	api POST /v1/endpoints "{\"handle\": \"$u-a2\", \"tenant\": \"t1\", \"segment\": \"web\", \"host\": \"h11\", \"namespace\": \"shop\", \"labels\": {\"app\": \"web\"}}"
+	same "a local endpoint added to a class that has others"
+	api POST /v1/endpoints "{\"handle\": \"$u-b2\", \"tenant\": \"t1\", \"segment\": \"db\", \"host\": \"h12\", \"namespace\": \"shop\", \"labels\": {\"app\": \"db\"}}"
+	same "a peer added on another host"
+	api PATCH "/v1/endpoints/$u-a2" '{"labels": {"app": "web", "x": "y"}}'
+	same "a local endpoint's labels changed (same policies)"
+	api DELETE "/v1/endpoints/$u-b2"
+	api DELETE "/v1/endpoints/$u-a2"
+	same "a peer and a local endpoint deleted"
+	if [ "$FW" = nft ]; then
+		n=$(metric larch_agent_firewall_incremental_total)
+		check "$FW: those passes changed elements without compiling whole ($inc -> $n)" \
+			test "$n" -ge $((inc + 5))
+	fi
 	api POST /v1/policies '{"kind": "Policy", "name": "db-in", "applies_to": {"tenant": "t1", "segment": "db"},
 	  "ingress": [{"from": [{"tenant": "t2"}, {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}, {"host": true}],
 	  "ports": [{"protocol": "udp", "port": 53}]}]}'
