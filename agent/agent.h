@@ -80,6 +80,7 @@ struct fw_fast {
 	size_t sets;        /* sets and maps changed */
 	unsigned long msgs; /* netlink messages */
 	double kernel_ms;
+	double ms[4];       /* following the changes, their elements, the batch, the groups */
 };
 void fw_unchanged(void);
 int fw_apply_endpoints(const struct kept_change *ch, size_t n, struct fw_fast *out, char *errbuf,

@@ -315,7 +315,10 @@ static char *ipt_last;
 
 void fw_forget(void)
 {
-	fw_inc_drop();
+	/* what goes with the ruleset in force; a rendering about to be
+	 * applied (inc_pending) stays */
+	policy_inc_free(nft_inc);
+	nft_inc = NULL;
 	nft_rs_free(nft_last);
 	nft_last = NULL;
 	free(ipt_last);
@@ -386,20 +389,28 @@ int fw_apply_endpoints(const struct kept_change *ch, size_t n, struct fw_fast *o
 	size_t np = 0;
 	int r;
 
+	struct timespec t[5];
+
 	memset(out, 0, sizeof(*out));
 	if (!nft_inc || !nft_last)
 		return 1;
+	clock_gettime(CLOCK_MONOTONIC, &t[0]);
 	for (size_t i = 0; i < n; i++)
 		if ((r = policy_inc_endpoint(nft_inc, ch[i].old, ch[i].neu)) != 0) {
 			if (r < 0)
 				log_warnx("firewall: out of memory following an endpoint; compiling whole");
+			else
+				log_debug("firewall: an endpoint's change is more than elements; "
+					  "compiling whole");
 			fw_inc_drop();
 			return 1;
 		}
+	clock_gettime(CLOCK_MONOTONIC, &t[1]);
 	if (policy_inc_patches(nft_inc, &p, &np) < 0) {
 		fw_inc_drop();
 		return 1;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t[2]);
 	out->sets = np;
 	for (size_t i = 0; i < np; i++)
 		log_debug("firewall: set %s now has %zu elements", p[i].name, p[i].n);
@@ -415,7 +426,12 @@ int fw_apply_endpoints(const struct kept_change *ch, size_t n, struct fw_fast *o
 	nft_last_stats = st;
 	out->msgs = st.msgs;
 	out->kernel_ms = st.kernel_ms;
+	clock_gettime(CLOCK_MONOTONIC, &t[3]);
 	fw_groups_wanted(nft_last, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t[4]);
+	for (int i = 0; i < 4; i++)
+		out->ms[i] = (double)(t[i + 1].tv_sec - t[i].tv_sec) * 1e3 +
+			     (double)(t[i + 1].tv_nsec - t[i].tv_nsec) / 1e6;
 	return 0;
 }
 

@@ -52,11 +52,12 @@ struct ent {
 	int ifindex;
 	uint32_t set;
 	unsigned seen;   /* the dump that last saw it */
+	unsigned wgen;   /* the last call of wanted() that named it */
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct hmap ents = HMAP_INIT;
-static unsigned dumps;
+static unsigned dumps, wgens;
 static unsigned long failures;
 static bool known;     /* a ruleset this process applied said what it wants */
 static struct nl *req; /* the requests (opened on first use) */
@@ -194,8 +195,7 @@ static void wanted(char *const *items, size_t n)
 	struct ent *e;
 	size_t it = 0;
 
-	while ((e = hmap_next(&ents, &it)))
-		e->wanted = false;
+	wgens++;
 	for (size_t i = 0; i < n; i++) {
 		char name[IFNAMSIZ];
 		uint32_t g;
@@ -208,11 +208,17 @@ static void wanted(char *const *items, size_t n)
 			failures++;
 			continue;
 		}
+		/* newly wanted, or another class: look for it again (an
+		 * interface still missing is not: its link event comes) */
 		if (!e->wanted || e->want != g)
-			e->missing = false; /* look for it again */
+			e->missing = false;
 		e->wanted = true;
 		e->want = g;
+		e->wgen = wgens;
 	}
+	while ((e = hmap_next(&ents, &it)))
+		if (e->wgen != wgens)
+			e->wanted = false;
 }
 
 void fw_groups_wanted(const struct nft_rs *rs, const char *text)

@@ -265,8 +265,10 @@ static int apply(struct kept *k, json_t *c)
 		return 0; /* not an input of the compiler, or already in the list */
 	if (!key || !type)
 		return -1;
-	if (i != K_ENDPOINTS)
+	if (i != K_ENDPOINTS && !k->other) {
 		k->other = true;
+		log_debug("firewall: a %s changed (%s): the next pass compiles whole", kind, key);
+	}
 	if (!strcmp(type, "delete")) {
 		json_t *was = json_object_get(k->items[i], key);
 

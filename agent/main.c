@@ -387,7 +387,9 @@ static int firewall_endpoints(bool force)
 	m.fw_applies++;
 	m.fw_incremental++;
 	log_debug("firewall: %zu endpoint changes: %zu sets changed, %lu messages, %.2f ms "
-		  "(kernel %.2f ms)", n, ff.sets, ff.msgs, m.fw_apply_seconds * 1e3, ff.kernel_ms);
+		  "(following them %.2f, elements %.2f, batch and kernel %.2f (kernel %.2f), "
+		  "groups %.2f)", n, ff.sets, ff.msgs, m.fw_apply_seconds * 1e3, ff.ms[0], ff.ms[1],
+		  ff.ms[2], ff.kernel_ms, ff.ms[3]);
 	if (getenv("LARCH_AGENT_CHECK_INC") && strcmp(getenv("LARCH_AGENT_CHECK_INC"), "0") &&
 	    *getenv("LARCH_AGENT_CHECK_INC"))
 		check_incremental();
@@ -518,38 +520,48 @@ out:
  * least 1), or 0 on failure. */
 static unsigned long pass(struct httpc *h, struct nl *nl, bool force, bool routes)
 {
-	unsigned long rev;
-	double t0 = now_s();
+	unsigned long rev = 0;
+	double t0 = now_s(), t1, t2, t3;
 	int synced = 0;
-	bool ok;
+	bool ok, fw_ok = true;
 
 	pthread_mutex_lock(&pass_lock);
 	/* the policy's inputs (and the routes' endpoints): a resync reads
 	 * larchd's lists whole, other passes only the change feed */
 	if (o.fw != FW_NONE && (synced = kept_sync(kept, h, force)) < 0)
-		rev = 0;
-	else
-		rev = routes ? route_pass(h, nl) : (m.revision ?: 1);
-	ok = rev != 0;
-	if (ok && o.fw != FW_NONE &&
+		fw_ok = false;
+	t1 = now_s();
+	/* the firewall first: a new endpoint's policy is in force before its
+	 * routes are reconciled (larch-cni has put its host route already) */
+	if (fw_ok && o.fw != FW_NONE &&
 	    (synced || force || __atomic_load_n(&fw_failed, __ATOMIC_RELAXED)))
-		ok = firewall_pass(force) == 0;
+		fw_ok = firewall_pass(force) == 0;
+	t2 = now_s();
+	if (synced >= 0)
+		rev = routes ? route_pass(h, nl) : (m.revision ?: 1);
+	t3 = now_s();
 	/* the interfaces' groups: after every pass (an apply may change the
 	 * classes; a missing interface is looked for again only at a resync,
 	 * or when its link event comes). A group not set is a failed pass:
 	 * tried again after the next long poll. */
 	if (o.fw == FW_NFT && fw_groups(force)) {
 		m.fw_errors++;
-		ok = false;
+		fw_ok = false;
 	}
+	ok = fw_ok && rev != 0;
+	/* the firewall's failure alone brings the next pass early (routes
+	 * are retried with the main loop's backoff) */
 	if (o.fw != FW_NONE)
-		__atomic_store_n(&fw_failed, !ok, __ATOMIC_RELAXED);
+		__atomic_store_n(&fw_failed, !fw_ok, __ATOMIC_RELAXED);
 	if (ok)
 		m.last_ok = (long)time(NULL);
 	else
 		m.pass_errors++;
 	m.passes++;
 	m.last_pass_seconds = now_s() - t0;
+	log_debug("pass: %.1f ms: the feed %.1f, firewall %.1f, routes %.1f, groups %.1f",
+		  m.last_pass_seconds * 1e3, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3,
+		  (now_s() - t3) * 1e3);
 	pthread_mutex_unlock(&pass_lock);
 	return rev;
 }

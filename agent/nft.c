@@ -853,10 +853,21 @@ int nft_rs_patch(struct nft_rs *rs, struct policy_patch *p, size_t n, struct nft
 			r = -2;
 			goto out;
 		}
+		size_t pre = 0, suf = 0, no = in[i]->n, nn = p[i].n;
+
+		/* the items keep their order: only what lies between the
+		 * first and the last difference needs comparing */
+		while (pre < no && pre < nn && !strcmp(in[i]->item[pre], p[i].items[pre]))
+			pre++;
+		while (suf < no - pre && suf < nn - pre &&
+		       !strcmp(in[i]->item[no - 1 - suf], p[i].items[nn - 1 - suf]))
+			suf++;
 		ov.o[i] = *in[i];
+		ov.o[i].item = in[i]->item + pre;
+		ov.o[i].n = no - pre - suf;
 		nv.o[i] = *in[i];
-		nv.o[i].item = p[i].items;
-		nv.o[i].n = p[i].n;
+		nv.o[i].item = p[i].items + pre;
+		nv.o[i].n = nn - pre - suf;
 	}
 	ov.n = nv.n = n;
 	if (rs_index(&ov) < 0 || rs_index(&nv) < 0) {
