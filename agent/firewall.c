@@ -88,6 +88,8 @@ char *fw_render(json_t *state, const char *host, const char *table, enum fw_kind
 	if (kind == FW_NFT && keep) {
 		if ((text = policy_render_nft_inc(w, table, &inc)))
 			w = NULL; /* inc's */
+		else /* could not keep the state: render as before */
+			text = policy_render_nft(w, table);
 		inc_pending = inc;
 	} else {
 		text = kind == FW_IPT ? policy_render_ipt(w, table) : policy_render_nft(w, table);
@@ -394,6 +396,14 @@ int fw_apply_endpoints(const struct kept_change *ch, size_t n, struct fw_fast *o
 	memset(out, 0, sizeof(*out));
 	if (!nft_inc || !nft_last)
 		return 1;
+	/* the test hook refuses these too (then the whole ruleset, refused
+	 * again by nft_apply) */
+	if (getenv("LARCH_AGENT_TEST_REFUSE") && *getenv("LARCH_AGENT_TEST_REFUSE") &&
+	    access(getenv("LARCH_AGENT_TEST_REFUSE"), F_OK) == 0) {
+		snprintf(errbuf, errlen, "refused by LARCH_AGENT_TEST_REFUSE");
+		fw_inc_drop();
+		return -1;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t[0]);
 	for (size_t i = 0; i < n; i++)
 		if ((r = policy_inc_endpoint(nft_inc, ch[i].old, ch[i].neu)) != 0) {

@@ -742,7 +742,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 		if (!rev) {
 			asprintf(&body, "{\"error\":{\"code\":\"unavailable\",\"message\":"
-					"\"larchd could not be read; kernel state unchanged\"}}\n");
+					"\"larchd could not be read, or the routes could not be "
+					"reconciled; the routes are as they were\"}}\n");
 			return reply(c, 503, "application/json", body);
 		}
 		if (__atomic_load_n(&fw_failed, __ATOMIC_RELAXED)) {

@@ -375,8 +375,10 @@ static unsigned eps_set(struct render *r, struct cache *c, const struct epsel *s
 	size_t n = 0, lo, hi;
 	unsigned set;
 
-	if (!key)
+	if (!key) {
+		r->inc_failed = true; /* a set left out that the kept state would not know */
 		return 0;
+	}
 	if ((ps = hmap_find(&c->peers, hash_str(key), eq_peerset, key))) {
 		free(key);
 		return ps->set;
@@ -387,6 +389,7 @@ static unsigned eps_set(struct render *r, struct cache *c, const struct epsel *s
 		ns_range(w, w->neps, ep_ns, sel->ns, &lo, &hi);
 	if (!(v = malloc((2 * (sel->ns ? hi - lo : w->neps) + 1) * sizeof(*v)))) {
 		free(key);
+		r->inc_failed = true;
 		return 0;
 	}
 	if (sel->ns) {
@@ -807,7 +810,10 @@ static void chain_comment(FILE *f, const struct world *w, const struct w_ep *e, 
 	else if (!ingress)
 		comment_line(f, "egress, no policy");
 	else if (iso == ISO_NONE)
-		comment_line(f, "ingress, no policy: tenant %s allows all", e->tenant);
+		/* not naming the tenant: the chain is shared by every tenant
+		 * that allows all (its key names none), so its text must not
+		 * depend on which endpoint comes first */
+		comment_line(f, "ingress, no policy: the tenant allows all");
 	else if (iso == ISO_TENANT)
 		comment_line(f, "ingress, no policy: from tenant %s", e->tenant);
 	else

@@ -23,6 +23,12 @@ api() { curl -sf --unix-socket "$DIR/larchd.sock" -X "$1" -H 'Content-Type: appl
 agent() { curl -sf --unix-socket "$DIR/agent-h11.sock" "$@"; }
 metric() { agent http://a/metrics | awk -v m="$1" '$1 == m {print $2}'; }
 api POST /v1/hosts '{"name": "h12", "address": "192.168.1.12", "group": "rack1"}'
+# two tenants that allow all: their endpoints without a policy share one
+# ingress chain
+for t in n1 n2; do
+	api POST /v1/tenants "{\"name\": \"$t\", \"isolation\": \"none\"}"
+	api POST "/v1/tenants/$t/segments" '{"name": "s"}'
+done
 
 # larchd's lists read whole now, as --render reads them
 fresh() {
@@ -101,6 +107,15 @@ for FW in nft iptables; do
 	api DELETE "/v1/endpoints/$u-b2"
 	api DELETE "/v1/endpoints/$u-a2"
 	same "a peer and a local endpoint deleted"
+	# the shared chain of tenants that allow all must not change with the
+	# endpoint that comes first in it (its comment named that one's tenant)
+	api POST /v1/endpoints "{\"handle\": \"$u-n1b\", \"tenant\": \"n1\", \"segment\": \"s\", \"host\": \"h11\"}"
+	api POST /v1/endpoints "{\"handle\": \"$u-n2c\", \"tenant\": \"n2\", \"segment\": \"s\", \"host\": \"h11\"}"
+	same "endpoints of two tenants that allow all"
+	api POST /v1/endpoints "{\"handle\": \"$u-n0a\", \"tenant\": \"n2\", \"segment\": \"s\", \"host\": \"h11\"}"
+	same "one more, first in their shared chain"
+	api DELETE "/v1/endpoints/$u-n0a"
+	same "... and gone again"
 	if [ "$FW" = nft ]; then
 		n=$(metric larch_agent_firewall_incremental_total)
 		check "$FW: those passes changed elements without compiling whole ($inc -> $n)" \
@@ -196,7 +211,7 @@ for FW in nft iptables; do
 			is "$ifc" "$class"
 		kill "$b" && wait "$b" 2>/dev/null
 		ns h11 ip link del "$ifc"
-		ip netns exec "$NSP-h11" env LARCH_AGENT_TEST_REFUSE="$DIR/refuse" "$BIN/larch-agent" \
+		ip netns exec "$NSP-h11" env LARCH_AGENT_TEST_REFUSE="$DIR/refuse" LARCH_AGENT_CHECK_INC=1 "$BIN/larch-agent" \
 			--server "unix:$DIR/larchd.sock" --host h11 --address 192.168.1.11 --group rack1 \
 			--socket "$DIR/agent-h11.sock" --resync 3600 --firewall "$FW" 2>>"$DIR/agent-h11.log" &
 		echo $! >"$DIR/agent-h11.pid"
