@@ -4,6 +4,10 @@
 # After each kind of change through the API, the ruleset the agent has in
 # force (GET /v1/ruleset on its socket) must be exactly what
 # `larch-agent --render` makes of larchd's lists read whole at that moment.
+# After an incremental pass (endpoints only: lib/policy_inc.c) GET
+# /v1/ruleset is itself a rendering of the kept lists; what is in force is
+# checked by the agent (LARCH_AGENT_CHECK_INC: it exits on a difference, and
+# the next sync here fails).
 # Both backends (FIREWALL=nft, then iptables). One agent in a namespace of
 # its own; larchd on a unix socket. Run as root (make netns runs it).
 set -u
