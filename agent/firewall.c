@@ -60,6 +60,18 @@ static void inc_in_force(void)
 	inc_pending = NULL;
 }
 
+/*
+ * Tests: while the file $LARCH_AGENT_TEST_REFUSE exists, nftables updates
+ * are refused (nft_apply: by the kernel, with a jump to a missing chain;
+ * element changes: at once, which then compiles whole and is refused).
+ */
+static bool test_refusing(void)
+{
+	const char *f = getenv("LARCH_AGENT_TEST_REFUSE");
+
+	return f && *f && access(f, F_OK) == 0;
+}
+
 static void host_ifname(const char *handle, char out[16])
 {
 	wire_host_ifname(handle, out);
@@ -232,7 +244,6 @@ static int nft_cli(const char *text, char *errbuf, size_t errlen)
  */
 static int nft_apply(const char *text, char *errbuf, size_t errlen)
 {
-	const char *refuse = getenv("LARCH_AGENT_TEST_REFUSE");
 	char why[512], *bad = NULL;
 	struct nft_rs *rs;
 	struct nft_stats st;
@@ -243,7 +254,7 @@ static int nft_apply(const char *text, char *errbuf, size_t errlen)
 	 * one more chain, with a jump to a chain that does not exist: the
 	 * kernel refuses the whole transaction, as it would any bad update.
 	 */
-	if (refuse && *refuse && access(refuse, F_OK) == 0) {
+	if (test_refusing()) {
 		size_t n = strlen(text);
 
 		if (n > 2 && !strcmp(text + n - 2, "}\n") &&
@@ -388,18 +399,14 @@ int fw_apply_endpoints(const struct kept_change *ch, size_t n, struct fw_fast *o
 {
 	struct policy_patch *p = NULL;
 	struct nft_stats st;
+	struct timespec t[5];
 	size_t np = 0;
 	int r;
-
-	struct timespec t[5];
 
 	memset(out, 0, sizeof(*out));
 	if (!nft_inc || !nft_last)
 		return 1;
-	/* the test hook refuses these too (then the whole ruleset, refused
-	 * again by nft_apply) */
-	if (getenv("LARCH_AGENT_TEST_REFUSE") && *getenv("LARCH_AGENT_TEST_REFUSE") &&
-	    access(getenv("LARCH_AGENT_TEST_REFUSE"), F_OK) == 0) {
+	if (test_refusing()) {
 		snprintf(errbuf, errlen, "refused by LARCH_AGENT_TEST_REFUSE");
 		fw_inc_drop();
 		return -1;
@@ -422,8 +429,6 @@ int fw_apply_endpoints(const struct kept_change *ch, size_t n, struct fw_fast *o
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t[2]);
 	out->sets = np;
-	for (size_t i = 0; i < np; i++)
-		log_debug("firewall: set %s now has %zu elements", p[i].name, p[i].n);
 	if (!np)
 		return 0;
 	memset(&st, 0, sizeof(st));

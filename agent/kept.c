@@ -127,10 +127,8 @@ static void kept_reset(struct kept *k)
 
 void kept_free(struct kept *k)
 {
-	if (k) {
-		kept_reset(k);
-		kept_changes_free(k->ch, k->nch);
-	}
+	if (k)
+		kept_reset(k); /* and the changes */
 	free(k);
 }
 

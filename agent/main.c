@@ -300,10 +300,6 @@ static void remember_handles(json_t *endpoints)
 	}
 }
 
-/* Compile larchd's policy for this host from the kept lists (kept.c, brought
- * up to date by the caller) and apply it when it changed (or, force: a
- * resync, when the table is gone). 0, or -1 with the previous ruleset left
- * in force. */
 /* Set when the last pass left the firewall other than compiled (larchd
  * could not be read, or the update failed or was refused): the main loop
  * passes again after its next long poll. Atomic: passes run on the socket's
@@ -314,36 +310,32 @@ static int fw_failed;
  * rendering of the kept lists gives, but no text of it was made. */
 static bool fw_text_stale;
 
-/* GET /v1/ruleset after incremental passes (pass_lock held): render the
- * kept lists whole, which is what is in force while the last pass did not
- * fail. */
-static char *render_in_force(void)
+/* The kept lists rendered whole, with documents parsed anew (pass_lock
+ * held; NULL on failure, err says why). After incremental passes that did
+ * not fail, it is what is in force: GET /v1/ruleset answers with it. */
+static char *render_kept(struct error *err)
 {
-	struct error err = {0};
-	json_t *state;
-	char *text;
+	json_t *state = kept_state(kept);
+	char *text = state ? fw_render(state, o.host, o.table, o.fw, NULL, NULL, false, err) : NULL;
 
-	if (__atomic_load_n(&fw_failed, __ATOMIC_RELAXED) || !(state = kept_state(kept)))
-		return NULL;
-	text = fw_render(state, o.host, o.table, o.fw, NULL, NULL, false, &err);
 	json_decref(state);
 	return text;
 }
 
 /*
- * Tests (LARCH_AGENT_CHECK_INC set): after every incremental pass, render
- * whole (with documents parsed anew) and check that the ruleset in force is
- * exactly that; exit if not, so that no test passes over a difference.
+ * Tests (LARCH_AGENT_CHECK_INC set, not 0): after every incremental pass,
+ * render whole and check that the ruleset in force is exactly that; exit
+ * if not, so that no test passes over a difference.
  */
 static void check_incremental(void)
 {
+	const char *env = getenv("LARCH_AGENT_CHECK_INC");
 	struct error err = {0};
-	json_t *state = kept_state(kept);
-	char *text = state ? fw_render(state, o.host, o.table, o.fw, NULL, NULL, false, &err) : NULL;
-	char why[1024];
+	char why[1024], *text;
 
-	json_decref(state);
-	if (!text)
+	if (!env || !*env || !strcmp(env, "0"))
+		return;
+	if (!(text = render_kept(&err)))
 		fatalx("LARCH_AGENT_CHECK_INC: cannot render whole: %s", err.msg);
 	if (!fw_same_as(text, why, sizeof(why)))
 		fatalx("LARCH_AGENT_CHECK_INC: the incremental ruleset differs from the whole "
@@ -390,12 +382,15 @@ static int firewall_endpoints(bool force)
 		  "(following them %.2f, elements %.2f, batch and kernel %.2f (kernel %.2f), "
 		  "groups %.2f)", n, ff.sets, ff.msgs, m.fw_apply_seconds * 1e3, ff.ms[0], ff.ms[1],
 		  ff.ms[2], ff.kernel_ms, ff.ms[3]);
-	if (getenv("LARCH_AGENT_CHECK_INC") && strcmp(getenv("LARCH_AGENT_CHECK_INC"), "0") &&
-	    *getenv("LARCH_AGENT_CHECK_INC"))
-		check_incremental();
+	check_incremental();
 	return 0;
 }
 
+/* Compile larchd's policy for this host from the kept lists (kept.c, brought
+ * up to date by the caller) and apply it when it changed (or, force: a
+ * resync, when the table is gone); endpoint changes alone are applied as
+ * element changes instead (firewall_endpoints). 0, or -1 with the previous
+ * ruleset left in force. */
 static int firewall_pass(bool force)
 {
 	json_t *state = NULL;
@@ -756,8 +751,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return reply(c, 200, "application/json", body);
 	}
 	if (!strcmp(method, "GET") && !strcmp(url, "/v1/ruleset")) {
+		struct error err = {0};
+
 		pthread_mutex_lock(&pass_lock);
-		body = fw_last ? strdup(fw_last) : fw_text_stale ? render_in_force() : NULL;
+		body = fw_last ? strdup(fw_last)
+			       : fw_text_stale && !__atomic_load_n(&fw_failed, __ATOMIC_RELAXED)
+				 ? render_kept(&err) : NULL;
 		pthread_mutex_unlock(&pass_lock);
 		if (body)
 			return reply(c, 200, "text/plain", body);

@@ -847,13 +847,15 @@ int nft_rs_patch(struct nft_rs *rs, struct policy_patch *p, size_t n, struct nft
 	/* views of the sets patched, before and after: the difference of
 	 * those alone, as build() makes it for whole rulesets */
 	for (size_t i = 0; i < n; i++) {
+		size_t pre = 0, suf = 0, no, nn = p[i].n;
+
 		if (!(in[i] = (struct obj *)rs_find(rs, false, p[i].name)) || in[i]->interval) {
 			snprintf(err, errlen, "set %s: %s", p[i].name,
 				 in[i] ? "an interval set, not patched" : "not in the ruleset");
 			r = -2;
 			goto out;
 		}
-		size_t pre = 0, suf = 0, no = in[i]->n, nn = p[i].n;
+		no = in[i]->n;
 
 		/* the items keep their order: only what lies between the
 		 * first and the last difference needs comparing */

@@ -695,11 +695,15 @@ struct groups {
 	size_t *of;    /* endpoint index -> group */
 	size_t *first; /* group -> its first endpoint */
 	char (*name)[24]; /* group -> its chain's name (stable_name) */
+	char **key;    /* group -> what its chain depends on (chain_key) */
 	size_t n;
 };
 
 static void groups_free(struct groups *g)
 {
+	for (size_t k = 0; g->key && k < g->n; k++)
+		free(g->key[k]);
+	free(g->key);
 	free(g->of);
 	free(g->first);
 	free(g->name);
@@ -759,7 +763,8 @@ static int group_eps(struct render *rd, bool ingress, struct groups *g)
 	g->of = calloc(w->neps, sizeof(*g->of));
 	g->first = calloc(w->nlocal + 1, sizeof(*g->first));
 	g->name = calloc(w->nlocal + 1, sizeof(*g->name));
-	if (!keys || !slot || !g->of || !g->first || !g->name)
+	g->key = calloc(w->nlocal + 1, sizeof(*g->key));
+	if (!keys || !slot || !g->of || !g->first || !g->name || !g->key)
 		goto out;
 	for (size_t i = 0; i < cap; i++)
 		slot[i] = SIZE_MAX;
@@ -772,12 +777,14 @@ static int group_eps(struct render *rd, bool ingress, struct groups *g)
 			goto out;
 		nl++;
 		for (h = hash_str(keys[i]) & (cap - 1); slot[h] != SIZE_MAX; h = (h + 1) & (cap - 1))
-			if (!strcmp(keys[g->first[slot[h]]], keys[i]))
+			if (!strcmp(g->key[slot[h]], keys[i]))
 				break;
 		if (slot[h] == SIZE_MAX) {
 			if (stable_name(rd, ingress ? 'i' : 'e', keys[i], g->name[g->n]) < 0)
 				goto out;
 			slot[h] = g->n;
+			g->key[g->n] = keys[i]; /* the group's now */
+			keys[i] = NULL;
 			g->first[g->n++] = i;
 		}
 		g->of[i] = slot[h];
@@ -1035,7 +1042,7 @@ static int record_endpoints(struct render *r, const struct groups *ge, const str
 		return -1;
 	for (int d = 0; d < 2; d++)
 		for (size_t g = 0; g < g2[d]->n; g++) {
-			char *key = chain_key(r, &w->eps[g2[d]->first[g]], d == 1);
+			char *key = strdup(g2[d]->key[g]);
 
 			if (!key || inc_record_group(r->inc, d == 1, key, g2[d]->name[g]) < 0) {
 				free(members);
@@ -1057,7 +1064,7 @@ static int record_endpoints(struct render *r, const struct groups *ge, const str
 			return -1;
 		}
 	free(members);
-	return 0;
+	return inc_index_classes(r->inc);
 }
 
 /* All of the nftables endpoint part: chains, the spoofing sets, the maps. */

@@ -138,7 +138,7 @@ int inc_record_class(struct policy_inc *inc, const char *eg, const char *in, uin
 {
 	struct inc_class *c;
 
-	/* the table is indexed once it is whole (policy_inc_endpoint) */
+	/* the table is indexed once it is whole (inc_index_classes) */
 	if (grow((void **)&inc->classes, &inc->capclasses, inc->nclasses + 1, sizeof(*c)) < 0)
 		return -1;
 	c = &inc->classes[inc->nclasses++];
@@ -146,6 +146,17 @@ int inc_record_class(struct policy_inc *inc, const char *eg, const char *in, uin
 	snprintf(c->in, sizeof(c->in), "%s", in);
 	c->id = id;
 	c->members = members;
+	return 0;
+}
+
+int inc_index_classes(struct policy_inc *inc)
+{
+	for (size_t i = 0; i < inc->nclasses; i++) {
+		struct inc_class *c = &inc->classes[i];
+
+		if (hmap_insert(&inc->class_by, class_hash_of(c->eg, c->in), c) < 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -418,14 +429,6 @@ int policy_inc_endpoint(struct policy_inc *inc, json_t *old, json_t *neu)
 	bool hn = neu && ep_parse(neu, inc->w->host, inc->w->ifname, &en);
 	int r;
 
-	if (!inc->class_by.len && inc->nclasses) {
-		for (size_t i = 0; i < inc->nclasses; i++) {
-			struct inc_class *c = &inc->classes[i];
-
-			if (hmap_insert(&inc->class_by, class_hash_of(c->eg, c->in), c) < 0)
-				return -1;
-		}
-	}
 	if ((r = peers_update(inc, ho ? &eo : NULL, hn ? &en : NULL)))
 		return r;
 	if ((ho && eo.local) || (hn && en.local))

@@ -177,6 +177,7 @@ int inc_record_set(struct policy_inc *inc, const char *key, const struct epsel *
 int inc_record_group(struct policy_inc *inc, bool ingress, char *key, const char *name);
 int inc_record_class(struct policy_inc *inc, const char *eg, const char *in, uint32_t id,
 		     size_t members);
+int inc_index_classes(struct policy_inc *inc); /* once all are recorded */
 int inc_record_local(struct policy_inc *inc, const struct w_ep *e, uint32_t id);
 char *chain_key_of(const struct world *w, char (*pol_name)[24], const struct w_ep *e,
 		   bool ingress);
