@@ -608,22 +608,33 @@ static size_t port_matches(const struct render *r, const struct rule *rl, uint8_
 	return n;
 }
 
-/* chain p<k>i / p<k>o: one accept per (family, peer, port group) */
-static void policy_chain(struct render *r, struct cache *c, size_t k, bool ingress)
+/* chain p<k>i / p<k>o: one accept per (family, peer, port group); inl
+ * (nftables): only those rules, written where the caller is (the one
+ * endpoint chain that uses them) */
+static void policy_chain(struct render *r, struct cache *c, size_t k, bool ingress, bool inl)
 {
 	const struct policy *p = &r->w->pols[k];
 	const struct rule *rules = ingress ? p->in : p->out;
 	size_t nrules = ingress ? p->nin : p->nout;
 	const char *dir = ingress ? "saddr" : "daddr";
-	char *id = policy_id(p);
+	char *id = policy_id(p), tail[160] = "";
 
+	/* written in place, each rule names its policy */
+	if (inl) {
+		char b[129];
+
+		snprintf(b, sizeof(b), "%s", id ? id : "");
+		if (strlen(b) == 128)
+			memcpy(b + 125, "...", 4);
+		snprintf(tail, sizeof(tail), " comment \"%s\"", comment_safe(b));
+	}
 	if (r->ipt) {
 		for (int k6 = 0; k6 < 2; k6++) {
 			hash_line(k6 ? r->f6 : r->f, "%s %s", id ? id : "",
 				  ingress ? "ingress" : "egress");
 			fprintf(k6 ? r->f6 : r->f, ":%s-p%zu%c - [0:0]\n", r->t, k, ingress ? 'i' : 'o');
 		}
-	} else {
+	} else if (!inl) {
 		fprintf(r->f, "\tchain %s%c {\n", r->pol_name[k], ingress ? 'i' : 'o');
 		comment_line(r->f, "%s %s", id ? id : "", ingress ? "ingress" : "egress");
 	}
@@ -659,12 +670,12 @@ static void policy_chain(struct render *r, struct cache *c, size_t k, bool ingre
 							ingress ? "-j ACCEPT" : "-g ",
 							ingress ? "" : r->t, ingress ? "" : "-eok");
 					else
-						fprintf(r->f, "\t\t%s%s%s accept\n", peer, np ? " " : "",
-							np ? ports[q] : "");
+						fprintf(r->f, "\t\t%s%s%s accept%s\n", peer,
+							np ? " " : "", np ? ports[q] : "", tail);
 			}
 		}
 	}
-	if (!r->ipt)
+	if (!r->ipt && !inl)
 		fputs("\t}\n", r->f);
 	free(id);
 }
@@ -827,7 +838,19 @@ static void chain_comment(FILE *f, const struct world *w, const struct w_ep *e, 
 		comment_line(f, "ingress, no policy: from segment %s/%s", e->tenant, e->segment);
 }
 
-static void egress_chain(struct render *r, const char *name, const struct w_ep *e)
+/* Policy k's rules for e's chain: a jump to its chain, or the rules
+ * themselves when e's chain is the only one that uses them (see
+ * policy_chains). */
+static void policy_rules(struct render *r, struct cache *c, size_t k, bool ingress)
+{
+	if (r->pol_uses[2 * k + !ingress] == 1)
+		policy_chain(r, c, k, ingress, true);
+	else
+		fprintf(r->f, "\t\tjump %s%c\n", r->pol_name[k], ingress ? 'i' : 'o');
+}
+
+static void egress_chain(struct render *r, struct cache *c, const char *name,
+			 const struct w_ep *e)
 {
 	FILE *f = r->f;
 
@@ -837,7 +860,7 @@ static void egress_chain(struct render *r, const char *name, const struct w_ep *
 	      "\t\tiifname . ip6 saddr != @spoof6 counter drop comment \"spoofed\"\n"
 	      "\t\tct state established,related accept\n", f);
 	for (size_t i = 0; i < e->npout; i++)
-		fprintf(f, "\t\tjump %so\n", r->pol_name[e->pout[i]]);
+		policy_rules(r, c, e->pout[i], false);
 	fputs(e->npout ? "\t\tcounter drop comment \"egress not allowed\"\n" : "\t\taccept\n", f);
 	fputs("\t}\n", f);
 }
@@ -851,7 +874,7 @@ static void ingress_chain(struct render *r, struct cache *c, const char *name, c
 	fputs("\t\tct state established,related accept\n", f);
 	if (e->npin) {
 		for (size_t i = 0; i < e->npin; i++)
-			fprintf(f, "\t\tjump %si\n", r->pol_name[e->pin[i]]);
+			policy_rules(r, c, e->pin[i], true);
 	} else {
 		enum isolation iso = tenant_iso(r->w, e->tenant);
 		unsigned s[2];
@@ -1067,6 +1090,41 @@ static int record_endpoints(struct render *r, const struct groups *ge, const str
 	return inc_index_classes(r->inc);
 }
 
+/*
+ * The policies' chains, for those used by more than one endpoint chain.
+ * A policy whose rules (in one direction) one endpoint chain alone uses,
+ * the usual case (a policy selects one kind of workload), has them written
+ * in that chain instead of a chain of its own and a jump: half the kernel's
+ * work to walk the table's jumps, which it does after every rule added
+ * (docs/policy.md, "Policies written in place").
+ */
+static int policy_chains(struct render *r, struct cache *c, const struct groups *ge,
+			 const struct groups *gi)
+{
+	const struct world *w = r->w;
+
+	if (!(r->pol_uses = calloc(2 * w->npols + 1, sizeof(*r->pol_uses))))
+		return -1;
+	for (int d = 0; d < 2; d++) {
+		const struct groups *g = d ? gi : ge;
+
+		for (size_t i = 0; i < g->n; i++) {
+			const struct w_ep *e = &w->eps[g->first[i]];
+			const size_t *v = d ? e->pin : e->pout;
+
+			for (size_t j = 0, n = d ? e->npin : e->npout; j < n; j++)
+				r->pol_uses[2 * v[j] + !d]++;
+		}
+	}
+	for (size_t k = 0; k < w->npols; k++) {
+		if (r->pol_uses[2 * k] > 1)
+			policy_chain(r, c, k, true, false);
+		if (r->pol_uses[2 * k + 1] > 1)
+			policy_chain(r, c, k, false, false);
+	}
+	return 0;
+}
+
 /* All of the nftables endpoint part: chains, the spoofing sets, the maps. */
 static int nft_endpoints(struct render *r, struct cache *c)
 {
@@ -1087,8 +1145,14 @@ static int nft_endpoints(struct render *r, struct cache *c)
 	}
 	if (r->inc && record_endpoints(r, &ge, &gi, &cl) < 0)
 		r->inc_failed = true;
+	if (policy_chains(r, c, &ge, &gi) < 0) {
+		classes_free(&cl);
+		groups_free(&ge);
+		groups_free(&gi);
+		return -1;
+	}
 	for (size_t g = 0; g < ge.n; g++)
-		egress_chain(r, ge.name[g], &w->eps[ge.first[g]]);
+		egress_chain(r, c, ge.name[g], &w->eps[ge.first[g]]);
 	for (size_t g = 0; g < gi.n; g++)
 		ingress_chain(r, c, gi.name[g], &w->eps[gi.first[g]]);
 	fputs(nft_host_chain, r->f);
@@ -1168,11 +1232,11 @@ static char *render(const struct world *w, const char *table, bool ipt, struct p
 			free(id);
 		}
 	}
-	for (size_t k = 0; k < w->npols; k++) {
+	for (size_t k = 0; ipt && k < w->npols; k++) {
 		if (used[2 * k])
-			policy_chain(&r, &c, k, true);
+			policy_chain(&r, &c, k, true, false);
 		if (used[2 * k + 1])
-			policy_chain(&r, &c, k, false);
+			policy_chain(&r, &c, k, false, false);
 	}
 	if (ipt) {
 		for (size_t i = 0; i < w->neps; i++)
@@ -1222,6 +1286,7 @@ done:
 	free(body6);
 	free(sets);
 	free(used);
+	free(r.pol_uses);
 	free(c.v);
 	free(r.set_name);
 	if (inc && out && !r.inc_failed) {

@@ -74,6 +74,9 @@ struct render {
 	 * stable_name) */
 	char (*set_name)[24];
 	char (*pol_name)[24];
+	/* nftables: how many endpoint chains use policy k's ingress (2k) and
+	 * egress (2k + 1) rules (policy_chains) */
+	unsigned *pol_uses;
 	struct hmap names;  /* the names given so far */
 	bool ipt;           /* iptables-restore and ipset restore syntax */
 	FILE *f6;           /* iptables: the IPv6 rules */
