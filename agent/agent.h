@@ -69,21 +69,22 @@ char *fw_render(json_t *state, const char *host, const char *table, enum fw_kind
  * nftables, keep (with pc): fw_render also keeps what later endpoint
  * changes need (lib/policy_inc.c); it goes with the ruleset once fw_apply
  * puts that text in force, or fw_unchanged says it already is.
- * fw_apply_endpoints then turns endpoint changes (kept.c) into element
- * changes of the ruleset in force, without rendering: 0 done (out says
- * what), 1 it cannot (compile whole), -1 the kernel refused (errbuf;
- * nothing changed). fw_same_as: is the ruleset in force exactly text?
+ * fw_apply_changes then turns endpoint and policy changes (kept.c) into
+ * element changes and rewritten chains of the ruleset in force, without
+ * rendering the rest: 0 done (out says what), 1 it cannot (compile whole),
+ * -1 the kernel refused (errbuf; nothing changed). fw_same_as: is the ruleset in force exactly text?
  * (tests: LARCH_AGENT_CHECK_INC).
  */
 struct kept_change;
 struct fw_fast {
-	size_t sets;        /* sets and maps changed */
+	size_t sets;        /* sets, maps and chains changed */
+	size_t policies;    /* of the changes, policies */
 	unsigned long msgs; /* netlink messages */
 	double kernel_ms;
 	double ms[4];       /* following the changes, their elements, the batch, the groups */
 };
 void fw_unchanged(void);
-int fw_apply_endpoints(const struct kept_change *ch, size_t n, struct fw_fast *out, char *errbuf,
+int fw_apply_changes(const struct kept_change *ch, size_t n, struct fw_fast *out, char *errbuf,
 		       size_t errlen);
 bool fw_same_as(const char *text, char *why, size_t len);
 void fw_inc_drop(void);

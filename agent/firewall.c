@@ -394,13 +394,14 @@ void fw_unchanged(void)
 		fw_inc_drop();
 }
 
-int fw_apply_endpoints(const struct kept_change *ch, size_t n, struct fw_fast *out, char *errbuf,
+int fw_apply_changes(const struct kept_change *ch, size_t n, struct fw_fast *out, char *errbuf,
 		       size_t errlen)
 {
 	struct policy_patch *p = NULL;
 	struct nft_stats st;
 	struct timespec t[5];
 	size_t np = 0;
+	bool classes = false;
 	int r;
 
 	memset(out, 0, sizeof(*out));
@@ -412,16 +413,22 @@ int fw_apply_endpoints(const struct kept_change *ch, size_t n, struct fw_fast *o
 		return -1;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t[0]);
-	for (size_t i = 0; i < n; i++)
-		if ((r = policy_inc_endpoint(nft_inc, ch[i].old, ch[i].neu)) != 0) {
+	for (size_t i = 0; i < n; i++) {
+		r = ch[i].policy ? policy_inc_policy(nft_inc, ch[i].old, ch[i].neu)
+				 : policy_inc_endpoint(nft_inc, ch[i].old, ch[i].neu);
+		if (r != 0) {
+			const char *what = ch[i].policy ? "a policy" : "an endpoint";
+
 			if (r < 0)
-				log_warnx("firewall: out of memory following an endpoint; compiling whole");
+				log_warnx("firewall: out of memory following %s; compiling whole", what);
 			else
-				log_debug("firewall: an endpoint's change is more than elements; "
-					  "compiling whole");
+				log_debug("firewall: %s's change is more than elements and its "
+					  "chains; compiling whole", what);
 			fw_inc_drop();
 			return 1;
 		}
+		out->policies += ch[i].policy;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t[1]);
 	if (policy_inc_patches(nft_inc, &p, &np) < 0) {
 		fw_inc_drop();
@@ -432,6 +439,8 @@ int fw_apply_endpoints(const struct kept_change *ch, size_t n, struct fw_fast *o
 	if (!np)
 		return 0;
 	memset(&st, 0, sizeof(st));
+	for (size_t i = 0; i < np; i++)
+		classes |= !strcmp(p[i].name, "ep_class");
 	r = nft_rs_patch(nft_last, p, np, &st, errbuf, errlen);
 	policy_patches_free(p, np);
 	if (r < 0) {
@@ -442,7 +451,8 @@ int fw_apply_endpoints(const struct kept_change *ch, size_t n, struct fw_fast *o
 	out->msgs = st.msgs;
 	out->kernel_ms = st.kernel_ms;
 	clock_gettime(CLOCK_MONOTONIC, &t[3]);
-	fw_groups_wanted(nft_last, NULL);
+	if (classes) /* the interfaces' groups follow ep_class */
+		fw_groups_wanted(nft_last, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &t[4]);
 	for (int i = 0; i < 4; i++)
 		out->ms[i] = (double)(t[i + 1].tv_sec - t[i].tv_sec) * 1e3 +

@@ -45,14 +45,14 @@ struct kept {
 	unsigned long loads;       /* times the lists were read whole */
 	bool loaded;
 	struct policy_cache *pc;   /* the compiler's parsed documents */
-	/* since kept_take: the endpoints' changes in order, and whether
-	 * anything else changed (or the lists were read whole) */
+	/* since kept_take: the endpoints' and policies' changes in order,
+	 * and whether anything else changed (or the lists were read whole) */
 	struct kept_change *ch;
 	size_t nch, capch;
 	bool other;
 };
 
-/* More endpoint changes than this in one pass: compile whole anyway. */
+/* More changes than this in one pass: compile whole anyway. */
 #define KEPT_CHANGES_MAX 256
 
 void kept_changes_free(struct kept_change *ch, size_t n)
@@ -72,8 +72,8 @@ static void forget_changes(struct kept *k)
 	k->other = true;
 }
 
-/* Endpoint key went from old to neu (either NULL), both borrowed. */
-static void record(struct kept *k, json_t *old, json_t *neu)
+/* An endpoint or a policy went from old to neu (either NULL), both borrowed. */
+static void record(struct kept *k, json_t *old, json_t *neu, bool policy)
 {
 	if (k->other)
 		return; /* compiled whole anyway */
@@ -92,7 +92,7 @@ static void record(struct kept *k, json_t *old, json_t *neu)
 		k->ch = v;
 		k->capch = cap;
 	}
-	k->ch[k->nch++] = (struct kept_change){ json_incref(old), json_incref(neu) };
+	k->ch[k->nch++] = (struct kept_change){ json_incref(old), json_incref(neu), policy };
 }
 
 void kept_take(struct kept *k, struct kept_change **ch, size_t *n, bool *other)
@@ -263,7 +263,7 @@ static int apply(struct kept *k, json_t *c)
 		return 0; /* not an input of the compiler, or already in the list */
 	if (!key || !type)
 		return -1;
-	if (i != K_ENDPOINTS && !k->other) {
+	if (i != K_ENDPOINTS && i != K_POLICIES && !k->other) {
 		k->other = true;
 		log_debug("firewall: a %s changed (%s): the next pass compiles whole", kind, key);
 	}
@@ -272,8 +272,8 @@ static int apply(struct kept *k, json_t *c)
 
 		if (!was)
 			return 0; /* gone already */
-		if (i == K_ENDPOINTS)
-			record(k, was, NULL);
+		if (i == K_ENDPOINTS || i == K_POLICIES)
+			record(k, was, NULL, i == K_POLICIES);
 		return json_object_del(k->items[i], key) == 0;
 	}
 	if (strcmp(type, "put") || !json_is_object(obj))
@@ -283,7 +283,16 @@ static int apply(struct kept *k, json_t *c)
 		int r = put_endpoint(k, key, obj);
 
 		if (r > 0)
-			record(k, was, json_object_get(k->items[i], key));
+			record(k, was, json_object_get(k->items[i], key), false);
+		json_decref(was);
+		return r;
+	}
+	if (i == K_POLICIES) {
+		json_t *was = json_incref(json_object_get(k->items[i], key));
+		int r = json_object_set(k->items[i], key, obj) < 0 ? -1 : 1;
+
+		if (r > 0)
+			record(k, was, obj, true);
 		json_decref(was);
 		return r;
 	}

@@ -23,12 +23,13 @@ json_t *kept_state(struct kept *k);
 /* The kept endpoints on host, as larchd's list answer {"revision", "items"}
  * (a new reference), or NULL on out of memory. */
 json_t *kept_endpoints_on(struct kept *k, const char *host);
-/* The endpoints' changes since the last kept_take, in order (old and new
- * record, either NULL; new references), and whether anything else changed
- * or the lists were read whole since (other: the changes are not all
- * there). The caller frees them with kept_changes_free. */
+/* The endpoints' and policies' changes since the last kept_take, in order
+ * (old and new record, either NULL; new references), and whether anything
+ * else changed or the lists were read whole since (other: the changes are
+ * not all there). The caller frees them with kept_changes_free. */
 struct kept_change {
 	json_t *old, *neu;
+	bool policy;   /* a document of the policies' list, not an endpoint */
 };
 void kept_take(struct kept *k, struct kept_change **ch, size_t *n, bool *other);
 void kept_changes_free(struct kept_change *ch, size_t n);

@@ -344,11 +344,12 @@ static void check_incremental(void)
 }
 
 /*
- * Endpoints alone changed since the last pass (kept.c): turn the changes
- * into element changes of the ruleset in force (lib/policy_inc.c) instead
- * of compiling whole. 0 done; 1 not possible, compile whole.
+ * Endpoints and policies alone changed since the last pass (kept.c): turn
+ * the changes into element changes and rewritten chains of the ruleset in
+ * force (lib/policy_inc.c) instead of compiling whole. 0 done; 1 not
+ * possible, compile whole.
  */
-static int firewall_endpoints(bool force)
+static int firewall_changes(bool force)
 {
 	struct kept_change *ch;
 	struct fw_fast ff;
@@ -364,11 +365,11 @@ static int firewall_endpoints(bool force)
 		kept_changes_free(ch, n);
 		return 1;
 	}
-	r = fw_apply_endpoints(ch, n, &ff, errbuf, sizeof(errbuf));
+	r = fw_apply_changes(ch, n, &ff, errbuf, sizeof(errbuf));
 	kept_changes_free(ch, n);
 	if (r < 0)
-		log_warnx("firewall: an endpoint's elements were refused (%s); compiling whole",
-			  errbuf);
+		log_warnx("firewall: the changes' elements or rules were refused (%s); "
+			  "compiling whole", errbuf);
 	if (r)
 		return 1;
 	free(fw_last); /* what is in force is no text rendered */
@@ -378,10 +379,11 @@ static int firewall_endpoints(bool force)
 	m.fw_apply_seconds = now_s() - t0;
 	m.fw_applies++;
 	m.fw_incremental++;
-	log_debug("firewall: %zu endpoint changes: %zu sets changed, %lu messages, %.2f ms "
-		  "(following them %.2f, elements %.2f, batch and kernel %.2f (kernel %.2f), "
-		  "groups %.2f)", n, ff.sets, ff.msgs, m.fw_apply_seconds * 1e3, ff.ms[0], ff.ms[1],
-		  ff.ms[2], ff.kernel_ms, ff.ms[3]);
+	log_debug("firewall: %zu endpoint and %zu policy changes: %zu sets and chains changed, "
+		  "%lu messages, %.2f ms (following them %.2f, elements and rules %.2f, batch and "
+		  "kernel %.2f (kernel %.2f), groups %.2f)", n - ff.policies, ff.policies, ff.sets,
+		  ff.msgs, m.fw_apply_seconds * 1e3, ff.ms[0], ff.ms[1], ff.ms[2], ff.kernel_ms,
+		  ff.ms[3]);
 	check_incremental();
 	return 0;
 }
@@ -389,7 +391,7 @@ static int firewall_endpoints(bool force)
 /* Compile larchd's policy for this host from the kept lists (kept.c, brought
  * up to date by the caller) and apply it when it changed (or, force: a
  * resync, when the table is gone); endpoint changes alone are applied as
- * element changes instead (firewall_endpoints). 0, or -1 with the previous
+ * element changes instead (firewall_changes). 0, or -1 with the previous
  * ruleset left in force. */
 static int firewall_pass(bool force)
 {
@@ -401,7 +403,7 @@ static int firewall_pass(bool force)
 	double t0 = now_s(), t1;
 	int r = -1;
 
-	if (firewall_endpoints(force) == 0)
+	if (firewall_changes(force) == 0)
 		return 0;
 	if (!(state = kept_state(kept))) {
 		log_warnx("firewall: out of memory; the previous ruleset stays");
@@ -686,7 +688,7 @@ static char *metrics_text(void)
 		     "larch_agent_firewall_applies_total %lu\n"
 		     "# TYPE larch_agent_firewall_errors_total counter\n"
 		     "larch_agent_firewall_errors_total %lu\n"
-		     "# TYPE larch_agent_firewall_endpoints gauge\nlarch_agent_firewall_endpoints %lu\n"
+		     "# TYPE larch_agent_firewall_changes gauge\nlarch_agent_firewall_changes %lu\n"
 		     "# TYPE larch_agent_firewall_ruleset_bytes gauge\n"
 		     "larch_agent_firewall_ruleset_bytes %lu\n"
 		     "# TYPE larch_agent_firewall_compile_seconds gauge\n"

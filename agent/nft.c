@@ -836,18 +836,44 @@ int nft_rs_patch(struct nft_rs *rs, struct policy_patch *p, size_t n, struct nft
 	struct nft_rs ov = { .table = rs->table }, nv = { .table = rs->table };
 	struct batch b = { .table = rs->table, .err = err, .errlen = errlen };
 	struct obj **in = calloc(n + 1, sizeof(*in));
+	struct nft_rs **chain = calloc(n + 1, sizeof(*chain));
 	int r = -1;
 
 	ov.o = calloc(n + 1, sizeof(*ov.o));
 	nv.o = calloc(n + 1, sizeof(*nv.o));
-	if (!in || !ov.o || !nv.o) {
+	if (!in || !chain || !ov.o || !nv.o) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	/* views of the sets patched, before and after: the difference of
-	 * those alone, as build() makes it for whole rulesets */
+	/* views of the sets and chains patched, before and after: the
+	 * difference of those alone, as build() makes it for whole rulesets */
 	for (size_t i = 0; i < n; i++) {
 		size_t pre = 0, suf = 0, no, nn = p[i].n;
+
+		if (p[i].chain) {
+			/* a chain's rules: read as a table of that chain alone */
+			char *t = NULL;
+
+			if (asprintf(&t, "table inet %s {\n%s}\n", rs->table, p[i].chain) < 0) {
+				snprintf(err, errlen, "out of memory");
+				goto out;
+			}
+			chain[i] = nft_rs_parse(t, err, errlen);
+			free(t);
+			in[i] = (struct obj *)rs_find(rs, true, p[i].name);
+			if (!chain[i] || chain[i]->n != 1 || !is_chain(&chain[i]->o[0]) ||
+			    strcmp(chain[i]->o[0].name, p[i].name) || !in[i]) {
+				if (chain[i] || !in[i])
+					snprintf(err, errlen, "chain %s: %s", p[i].name,
+						 in[i] ? "the patch is not that chain alone"
+						       : "not in the ruleset");
+				r = -2;
+				goto out;
+			}
+			ov.o[i] = *in[i];
+			nv.o[i] = chain[i]->o[0];
+			continue;
+		}
 
 		if (!(in[i] = (struct obj *)rs_find(rs, false, p[i].name)) || in[i]->interval) {
 			snprintf(err, errlen, "set %s: %s", p[i].name,
@@ -878,14 +904,26 @@ int nft_rs_patch(struct nft_rs *rs, struct policy_patch *p, size_t n, struct nft
 	}
 	r = run_batch(&ov, &nv, &b);
 	if (r == 1) {
-		snprintf(err, errlen, "a patch changes more than elements");
+		snprintf(err, errlen, "a patch changes more than elements and rules");
 		r = -2;
 	}
 	if (r == 0)
 		for (size_t i = 0; i < n; i++) {
 			char **items = in[i]->item;
-			size_t k = in[i]->n;
+			size_t k = in[i]->n, cap = in[i]->cap;
 
+			if (chain[i]) {
+				/* the chain read takes the old rules with it */
+				struct obj *c = &chain[i]->o[0];
+
+				in[i]->item = c->item;
+				in[i]->n = c->n;
+				in[i]->cap = c->cap;
+				c->item = items;
+				c->n = k;
+				c->cap = cap;
+				continue;
+			}
 			in[i]->item = p[i].items;
 			in[i]->n = in[i]->cap = p[i].n;
 			p[i].items = items;
@@ -902,6 +940,9 @@ out:
 	free(ov.o);
 	free(nv.o);
 	free(in);
+	for (size_t i = 0; chain && i < n; i++)
+		nft_rs_free(chain[i]);
+	free(chain);
 	return r;
 }
 

@@ -48,12 +48,13 @@ int nft_rs_apply(const struct nft_rs *old, const struct nft_rs *rs, struct nft_s
 		 char *err, size_t errlen);
 
 /*
- * Change the elements of some sets and maps of rs, the ruleset in force, in
- * one transaction: each patch gives all of a set's elements as they are to
- * be (lib/policy_inc.c). On success (0) rs holds them (the patches' items
- * are swapped with the old ones); -1 with err when the kernel refused
- * (nothing changed); -2 when a patch names no set of rs, or an interval
- * set (nothing sent).
+ * Change the elements of some sets and maps, and the rules of some chains,
+ * of rs, the ruleset in force, in one transaction: each patch gives all of
+ * a set's elements as they are to be, or a chain's text (lib/policy_inc.c).
+ * On success (0) rs holds them (the patches' items are swapped with the old
+ * ones); -1 with err when the kernel refused (nothing changed); -2 when a
+ * patch names no set or chain of rs, an interval set, or would change more
+ * than elements and rules (nothing sent).
  */
 struct policy_patch;
 int nft_rs_patch(struct nft_rs *rs, struct policy_patch *p, size_t n, struct nft_stats *st,

@@ -172,9 +172,11 @@ struct policy_patch {
 	char name[24];
 	char **items;   /* the elements as the nft text writes them */
 	size_t n;
+	char *chain;    /* or: the chain's text, as the nft text writes it */
 };
 char *policy_render_nft_inc(struct world *w, const char *table, struct policy_inc **inc);
 int policy_inc_endpoint(struct policy_inc *inc, json_t *old, json_t *neu);
+int policy_inc_policy(struct policy_inc *inc, json_t *old, json_t *neu);
 int policy_inc_patches(struct policy_inc *inc, struct policy_patch **out, size_t *n);
 void policy_patches_free(struct policy_patch *p, size_t n);
 void policy_inc_free(struct policy_inc *inc);

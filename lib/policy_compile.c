@@ -125,6 +125,23 @@ static const char *set_ref(const struct render *r, unsigned set)
 	return r->set_name[set];
 }
 
+/* Rendering from the kept state (r->look): a set kept under this name gets
+ * a number, declaring nothing; "" (it was left out: empty) is 0. */
+static unsigned look_set(struct render *r, const char *name)
+{
+	char (*names)[24];
+
+	if (!*name)
+		return 0;
+	if (!(names = realloc(r->set_name, (r->nset + 2) * sizeof(*names)))) {
+		r->unknown = true;
+		return 0;
+	}
+	r->set_name = names;
+	snprintf(names[++r->nset], sizeof(*names), "%s", name);
+	return r->nset;
+}
+
 static unsigned declare_set(struct render *r, struct prefix *v, size_t n, uint8_t family,
 			    bool interval, const char *what, const char *key)
 {
@@ -185,6 +202,14 @@ void block_sets(struct render *r, struct cache *c, const char *tenant, const cha
 	size_t n = 0;
 	char what[160];
 
+	if (r->look) {
+		const struct inc_bset *b = inc_bset_find(r->look, tenant, segment);
+
+		out[0] = b ? look_set(r, b->name[0]) : 0;
+		out[1] = b ? look_set(r, b->name[1]) : 0;
+		r->unknown |= !b;
+		return;
+	}
 	for (size_t i = 0; i < c->n; i++)
 		if (!strcmp(c->v[i].tenant, tenant) &&
 		    (segment ? c->v[i].segment && !strcmp(c->v[i].segment, segment) : !c->v[i].segment)) {
@@ -377,7 +402,15 @@ static unsigned eps_set(struct render *r, struct cache *c, const struct epsel *s
 
 	if (!key) {
 		r->inc_failed = true; /* a set left out that the kept state would not know */
+		r->unknown = true;
 		return 0;
+	}
+	if (r->look) {
+		const char *name = inc_set_name(r->look, key);
+
+		free(key);
+		r->unknown |= !name;
+		return name ? look_set(r, name) : 0;
 	}
 	if ((ps = hmap_find(&c->peers, hash_str(key), eq_peerset, key))) {
 		free(key);
@@ -487,6 +520,12 @@ static bool peer_match(struct render *r, struct cache *c, const struct peer *p, 
 		set = s[family == 6];
 		break;
 	case PEER_HOSTS:
+		if (!c->hosts_done && r->look) {
+			r->unknown |= !r->look->hosts_done;
+			c->hosts[0] = look_set(r, r->look->hosts[0]);
+			c->hosts[1] = look_set(r, r->look->hosts[1]);
+			c->hosts_done = true;
+		}
 		if (!c->hosts_done) {
 			struct prefix *v = calloc(w->nhosts + 1, sizeof(*v));
 
@@ -1067,7 +1106,8 @@ static int record_endpoints(struct render *r, const struct groups *ge, const str
 		for (size_t g = 0; g < g2[d]->n; g++) {
 			char *key = strdup(g2[d]->key[g]);
 
-			if (!key || inc_record_group(r->inc, d == 1, key, g2[d]->name[g]) < 0) {
+			if (!key || inc_record_group(r->inc, d == 1, key, g2[d]->name[g],
+						     &w->eps[g2[d]->first[g]]) < 0) {
 				free(members);
 				return -1;
 			}
@@ -1189,6 +1229,30 @@ static const char nft_base_chains[] =
 	"\t\tcounter drop comment \"unknown workload interface\"\n"
 	"\t}\n";
 
+/* For a policy's change later: the names the blocks' and hosts' sets got,
+ * and the selector sets by key. */
+static int keep_sets(struct render *r, const struct cache *c)
+{
+	struct policy_inc *inc = r->inc;
+
+	if (!(inc->bsets = calloc(c->n + 1, sizeof(*inc->bsets))))
+		return -1;
+	for (size_t i = 0; i < c->n; i++) {
+		struct inc_bset *b = &inc->bsets[inc->nbsets++];
+
+		b->tenant = c->v[i].tenant;
+		b->segment = c->v[i].segment;
+		for (int k = 0; k < 2; k++)
+			if (c->v[i].s[k])
+				snprintf(b->name[k], sizeof(b->name[k]), "%s", set_ref(r, c->v[i].s[k]));
+	}
+	inc->hosts_done = c->hosts_done;
+	for (int k = 0; k < 2 && c->hosts_done; k++)
+		if (c->hosts[k])
+			snprintf(inc->hosts[k], sizeof(inc->hosts[k]), "%s", set_ref(r, c->hosts[k]));
+	return inc_index_sets(inc);
+}
+
 /* Render for either backend. nft: one text; iptables: the ipset restore
  * script, then the IPv4 and IPv6 iptables-restore inputs, each after a
  * marker line (#@ ipset, #@ iptables, #@ ip6tables). */
@@ -1286,12 +1350,15 @@ done:
 	free(body6);
 	free(sets);
 	free(used);
-	free(r.pol_uses);
+	if (inc && out && !r.inc_failed && keep_sets(&r, &c) < 0)
+		r.inc_failed = true;
 	free(c.v);
 	free(r.set_name);
 	if (inc && out && !r.inc_failed) {
 		inc->pol_name = r.pol_name; /* the chains' names of the policies, kept */
+		inc->pol_uses = r.pol_uses;
 	} else {
+		free(r.pol_uses);
 		free(r.pol_name);
 		if (inc && out) {
 			free(out); /* could not keep what the caller asked for */
@@ -1345,4 +1412,114 @@ char *policy_render_nft_inc(struct world *w, const char *table, struct policy_in
 char *policy_render_ipt(const struct world *w, const char *prefix)
 {
 	return render(w, prefix, true, NULL);
+}
+
+int same_subject(const struct policy *a, const struct policy *b)
+{
+	char *ka = sel_key(&a->applies, 0), *kb = sel_key(&b->applies, 0);
+	int r = ka && kb ? a->kind == b->kind && a->ingress == b->ingress &&
+				   a->egress == b->egress && !strcmp(ka, kb)
+			 : -1;
+
+	free(ka);
+	free(kb);
+	return r;
+}
+
+int inc_render_chain(struct policy_inc *inc, size_t k, bool ingress,
+		     const struct inc_group *g, char **text)
+{
+	struct render r = { .w = inc->w, .look = inc, .pol_name = inc->pol_name,
+			    .pol_uses = inc->pol_uses };
+	struct cache c = { 0 };
+	char *decl = NULL;
+	size_t len = 0, dlen = 0;
+	int ret = -1;
+
+	*text = NULL;
+	r.f = open_memstream(text, &len);
+	r.sets = open_memstream(&decl, &dlen);
+	if (!r.f || !r.sets)
+		goto out;
+	if (!g) {
+		policy_chain(&r, &c, k, ingress, false);
+	} else {
+		struct w_ep e = { .tenant = g->tenant, .segment = g->segment };
+
+		if (ingress) {
+			e.pin = g->pols;
+			e.npin = g->npols;
+			ingress_chain(&r, &c, g->name, &e);
+		} else {
+			e.pout = g->pols;
+			e.npout = g->npols;
+			egress_chain(&r, &c, g->name, &e);
+		}
+	}
+	if (fclose(r.f) != 0 || fclose(r.sets) != 0) {
+		r.f = r.sets = NULL;
+		goto out;
+	}
+	r.f = r.sets = NULL;
+	/* a set declared would be one the kept state does not have */
+	ret = r.unknown || dlen ? 1 : 0;
+out:
+	if (r.f)
+		fclose(r.f);
+	if (r.sets)
+		fclose(r.sets);
+	free(decl);
+	free(r.set_name);
+	free(c.v);
+	hmap_release(&c.peers);
+	hmap_release(&r.names);
+	if (ret != 0) {
+		free(*text);
+		*text = NULL;
+	}
+	return ret;
+}
+
+/* Calls f on every selector peer of p's rules, until it returns true. */
+static const struct epsel *each_sel(const struct policy *p,
+				    bool (*f)(const struct epsel *, const void *), const void *arg)
+{
+	for (int d = 0; d < 2; d++) {
+		const struct rule *rules = d ? p->out : p->in;
+
+		for (size_t i = 0, n = d ? p->nout : p->nin; i < n; i++)
+			for (size_t j = 0; j < rules[i].npeers; j++)
+				if (rules[i].peers[j].type == PEER_EPS && f(&rules[i].peers[j].sel, arg))
+					return &rules[i].peers[j].sel;
+	}
+	return NULL;
+}
+
+static bool is_sel(const struct epsel *s, const void *arg)
+{
+	return s == arg;
+}
+
+bool policy_owns_sel(const struct policy *p, const struct epsel *sel)
+{
+	return each_sel(p, is_sel, sel) != NULL;
+}
+
+static bool has_key(const struct epsel *s, const void *key)
+{
+	/* the family is the key's first part */
+	for (uint8_t fam = 4; fam <= 6; fam += 2) {
+		char *k = sel_key(s, fam);
+		bool same = k && !strcmp(k, key);
+
+		free(k);
+		if (same)
+			return true;
+	}
+	return false;
+}
+
+const struct epsel *policy_sel_by_key(const struct policy *p, const char *key)
+{
+	return each_sel(p, has_key, key);
 }

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "hmap.h"
 #include "policy.h"
 #include "policy_int.h"
@@ -119,18 +120,61 @@ int inc_record_set(struct policy_inc *inc, const char *key, const struct epsel *
 	return 0;
 }
 
-int inc_record_group(struct policy_inc *inc, bool ingress, char *key, const char *name)
+int inc_record_group(struct policy_inc *inc, bool ingress, char *key, const char *name,
+		     const struct w_ep *first)
 {
 	struct inc_group *g = calloc(1, sizeof(*g));
+	size_t n = ingress ? first->npin : first->npout;
 
-	if (!g || hmap_insert(&inc->groups[ingress], hash_str(key), g) < 0) {
+	if (!g || !(g->pols = malloc((n + 1) * sizeof(*g->pols))) ||
+	    hmap_insert(&inc->groups[ingress], hash_str(key), g) < 0) {
+		if (g)
+			free(g->pols);
 		free(g);
 		free(key);
 		return -1;
 	}
 	g->key = key;
 	snprintf(g->name, sizeof(g->name), "%s", name);
+	memcpy(g->pols, ingress ? first->pin : first->pout, n * sizeof(*g->pols));
+	g->npols = n;
+	g->tenant = first->tenant;
+	g->segment = first->segment;
 	return 0;
+}
+
+static bool eq_set_key(const void *val, const void *key)
+{
+	return !strcmp(((const struct inc_set *)val)->key, key);
+}
+
+int inc_index_sets(struct policy_inc *inc)
+{
+	for (size_t i = 0; i < inc->nsets; i++)
+		if (hmap_insert(&inc->set_by, hash_str(inc->sets[i].key), &inc->sets[i]) < 0)
+			return -1;
+	return 0;
+}
+
+const char *inc_set_name(struct policy_inc *inc, const char *key)
+{
+	const struct inc_set *s = hmap_find(&inc->set_by, hash_str(key), eq_set_key, key);
+
+	return s ? s->name : NULL;
+}
+
+static bool streq0(const char *a, const char *b)
+{
+	return a && b ? !strcmp(a, b) : a == b;
+}
+
+const struct inc_bset *inc_bset_find(const struct policy_inc *inc, const char *tenant,
+				     const char *segment)
+{
+	for (size_t i = 0; i < inc->nbsets; i++)
+		if (streq0(inc->bsets[i].tenant, tenant) && streq0(inc->bsets[i].segment, segment))
+			return &inc->bsets[i];
+	return NULL;
 }
 
 int inc_record_class(struct policy_inc *inc, const char *eg, const char *in, uint32_t id,
@@ -192,6 +236,7 @@ void policy_inc_free(struct policy_inc *inc)
 	for (int d = 0; d < 2; d++) {
 		for (size_t it = 0; (g = hmap_next(&inc->groups[d], &it));) {
 			free(g->key);
+			free(g->pols);
 			free(g);
 		}
 		hmap_release(&inc->groups[d]);
@@ -202,6 +247,16 @@ void policy_inc_free(struct policy_inc *inc)
 		free(inc->locals[i].handle);
 	free(inc->locals);
 	free(inc->pol_name);
+	free(inc->pol_uses);
+	for (size_t k = 0; inc->pol_owned && k < inc->w->npols; k++)
+		if (inc->pol_owned[k])
+			policy_release(&inc->w->pols[k]);
+	free(inc->pol_owned);
+	hmap_release(&inc->set_by);
+	free(inc->bsets);
+	for (size_t i = 0; i < inc->nchains; i++)
+		free(inc->chains[i].text);
+	free(inc->chains);
 	policy_world_free(inc->w);
 	free(inc);
 }
@@ -436,6 +491,161 @@ int policy_inc_endpoint(struct policy_inc *inc, json_t *old, json_t *neu)
 	return 0;
 }
 
+/* ---- a policy's change ---- */
+
+/* The endpoint chain that alone uses policy k's rules in one direction. */
+static const struct inc_group *group_with(struct policy_inc *inc, bool ingress, size_t k)
+{
+	const struct inc_group *g;
+
+	for (size_t it = 0; (g = hmap_next(&inc->groups[ingress], &it));)
+		for (size_t i = 0; i < g->npols; i++)
+			if (g->pols[i] == k)
+				return g;
+	return NULL;
+}
+
+/* Does every set that text a names (@name) appear in text b too? */
+static bool refs_kept(const char *a, const char *b)
+{
+	for (const char *p = strchr(a, '@'); p; p = strchr(p + 1, '@')) {
+		size_t n = strspn(p + 1, "abcdefghijklmnopqrstuvwxyz0123456789_");
+		bool found = false;
+
+		for (const char *q = strchr(b, '@'); q && !found; q = strchr(q + 1, '@'))
+			found = !strncmp(p, q, n + 1) && !strchr("abcdefghijklmnopqrstuvwxyz0123456789_",
+								   q[n + 1] ? q[n + 1] : '@');
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+static int queue_chain(struct policy_inc *inc, const char *name, char *text)
+{
+	struct inc_chain *c;
+
+	for (size_t i = 0; i < inc->nchains; i++)
+		if (!strcmp(inc->chains[i].name, name)) {
+			free(inc->chains[i].text);
+			inc->chains[i].text = text;
+			return 0;
+		}
+	if (grow((void **)&inc->chains, &inc->capchains, inc->nchains + 1, sizeof(*c)) < 0) {
+		free(text);
+		return -1;
+	}
+	c = &inc->chains[inc->nchains++];
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	c->text = text;
+	return 0;
+}
+
+int policy_inc_policy(struct policy_inc *inc, json_t *old, json_t *neu)
+{
+	struct world *w = inc->w;
+	const struct inc_group *g[2] = { NULL, NULL };
+	char *was[2] = { NULL, NULL }, *now[2] = { NULL, NULL };
+	const struct epsel **to = NULL;
+	struct policy pn, po;
+	struct error err = {0};
+	size_t k;
+	int r;
+
+	if (!old || !neu)
+		return 1; /* a policy added or deleted: chains come or go */
+	if (policy_parse(neu, &pn, &err) < 0)
+		return 1; /* the whole rendering says what is wrong with it */
+	for (k = 0; k < w->npols; k++)
+		if (w->pols[k].kind == pn.kind && streq0(w->pols[k].ns, pn.ns) &&
+		    !strcmp(w->pols[k].name, pn.name))
+			break;
+	/* a Namespace document (labels that selectors read), a policy the
+	 * world does not have, or one that selects other endpoints now: whole */
+	r = pn.kind == PK_NAMESPACE || k == w->npols ? 0 : same_subject(&w->pols[k], &pn);
+	if (r != 1) {
+		policy_release(&pn);
+		return r < 0 ? -1 : 1;
+	}
+	po = w->pols[k];
+	/* the chains that hold its rules, before and after */
+	for (int d = 0; d < 2; d++) {
+		unsigned u = inc->pol_uses ? inc->pol_uses[2 * k + !d] : 0;
+
+		if (!u)
+			continue;
+		if (u == 1 && !(g[d] = group_with(inc, d == 1, k))) {
+			r = 1;
+			goto out;
+		}
+		if ((r = inc_render_chain(inc, k, d == 1, g[d], &was[d])) != 0)
+			goto out;
+		w->pols[k] = pn;
+		r = inc_render_chain(inc, k, d == 1, g[d], &now[d]);
+		w->pols[k] = po;
+		if (r != 0)
+			goto out;
+		/* a set it named no longer named may be named nowhere else now:
+		 * it would go, which elements cannot say */
+		if (!refs_kept(was[d], now[d])) {
+			r = 1;
+			goto out;
+		}
+	}
+	/* the kept sets that test endpoints with a selector of the old
+	 * document's test them with the new one's (which names them all) */
+	r = -1;
+	if (!(to = calloc(inc->nsets + 1, sizeof(*to))))
+		goto out;
+	for (size_t i = 0; i < inc->nsets; i++)
+		if (policy_owns_sel(&po, inc->sets[i].sel) &&
+		    !(to[i] = policy_sel_by_key(&pn, inc->sets[i].key))) {
+			r = 1;
+			goto out;
+		}
+	if (w->cached && !inc->pol_owned && !(inc->pol_owned = calloc(w->npols + 1, sizeof(bool))))
+		goto out;
+	for (int d = 0; d < 2; d++) {
+		char name[24];
+
+		if (!now[d] || !strcmp(was[d], now[d]))
+			continue;
+		if (g[d])
+			snprintf(name, sizeof(name), "%s", g[d]->name);
+		else
+			snprintf(name, sizeof(name), "%s%c", inc->pol_name[k], d ? 'i' : 'o');
+		if (queue_chain(inc, name, now[d]) < 0) {
+			now[d] = NULL;
+			goto out;
+		}
+		now[d] = NULL;
+	}
+	for (size_t i = 0; i < inc->nsets; i++)
+		if (to[i])
+			inc->sets[i].sel = to[i];
+	/* the old document: the world's to release when it is not a cache's,
+	 * or this state's when it parsed it */
+	if (!w->cached || inc->pol_owned[k])
+		policy_release(&po);
+	w->pols[k] = pn;
+	if (w->cached)
+		inc->pol_owned[k] = true;
+	free(to);
+	for (int d = 0; d < 2; d++) {
+		free(was[d]);
+		free(now[d]);
+	}
+	return 0;
+out:
+	free(to);
+	for (int d = 0; d < 2; d++) {
+		free(was[d]);
+		free(now[d]);
+	}
+	policy_release(&pn);
+	return r;
+}
+
 /* ---- what changed, as elements ---- */
 
 static int push_item(struct policy_patch *p, size_t *cap, char *s)
@@ -532,6 +742,13 @@ int policy_inc_patches(struct policy_inc *inc, struct policy_patch **out, size_t
 			goto oom;
 		inc->locals_dirty = false;
 	}
+	for (size_t i = 0; i < inc->nchains; i++) {
+		if (patch_new(out, n, &cap, inc->chains[i].name) < 0)
+			goto oom;
+		(*out)[*n - 1].chain = inc->chains[i].text;
+		inc->chains[i].text = NULL;
+	}
+	inc->nchains = 0;
 	return 0;
 oom:
 	policy_patches_free(*out, *n);
@@ -546,6 +763,7 @@ void policy_patches_free(struct policy_patch *p, size_t n)
 		for (size_t k = 0; k < p[i].n; k++)
 			free(p[i].items[k]);
 		free(p[i].items);
+		free(p[i].chain);
 	}
 	free(p);
 }

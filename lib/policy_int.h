@@ -81,6 +81,11 @@ struct render {
 	bool ipt;           /* iptables-restore and ipset restore syntax */
 	FILE *f6;           /* iptables: the IPv6 rules */
 	const char *t;      /* iptables: the prefix of chain and set names */
+	/* rendering one chain again from what a rendering kept (inc_render_chain):
+	 * sets are the kept ones, none is declared; unknown: a set it needs was
+	 * not kept */
+	struct policy_inc *look;
+	bool unknown;
 };
 
 /* iptables: a set's name; generation 0 here, the agent renumbers it when it
@@ -145,6 +150,20 @@ struct inc_set {          /* a selector's set: the addresses it matched */
 struct inc_group {        /* an endpoint chain: what it depends on, its name */
 	char *key;
 	char name[24];
+	/* its first endpoint's policies in this direction (indexes into the
+	 * world's), tenant and segment: what the chain is rendered from */
+	size_t *pols, npols;
+	const char *tenant, *segment;
+};
+
+struct inc_bset {         /* a tenant's or segment's blocks: its sets' names */
+	const char *tenant, *segment;
+	char name[2][24];     /* IPv4, IPv6; "": no block, not declared */
+};
+
+struct inc_chain {        /* a chain rendered again, not yet sent */
+	char name[24];
+	char *text;
 };
 
 struct inc_class {
@@ -173,17 +192,46 @@ struct policy_inc {
 	struct inc_local *locals; /* sorted by handle, as the world's endpoints */
 	size_t nlocals, caplocals;
 	bool locals_dirty;
+	/* for a policy's change (policy_inc_policy) */
+	unsigned *pol_uses;      /* owned: the rendering's (struct render) */
+	bool *pol_owned;         /* w->pols[k] is a document parsed here: release it */
+	struct hmap set_by;      /* key -> struct inc_set */
+	struct inc_bset *bsets;
+	size_t nbsets;
+	char hosts[2][24];       /* the hosts' sets, when a rule used them */
+	bool hosts_done;
+	struct inc_chain *chains;
+	size_t nchains, capchains;
 };
 
 int inc_record_set(struct policy_inc *inc, const char *key, const struct epsel *sel,
 		   uint8_t family, const char *name, const struct prefix *v, size_t n);
-int inc_record_group(struct policy_inc *inc, bool ingress, char *key, const char *name);
+int inc_record_group(struct policy_inc *inc, bool ingress, char *key, const char *name,
+		     const struct w_ep *first);
 int inc_record_class(struct policy_inc *inc, const char *eg, const char *in, uint32_t id,
 		     size_t members);
 int inc_index_classes(struct policy_inc *inc); /* once all are recorded */
+int inc_index_sets(struct policy_inc *inc);    /* the same */
+/* A kept selector set's name by key ("" empty, so not declared); NULL: not
+ * kept (never evaluated). */
+const char *inc_set_name(struct policy_inc *inc, const char *key);
+const struct inc_bset *inc_bset_find(const struct policy_inc *inc, const char *tenant,
+				     const char *segment);
 int inc_record_local(struct policy_inc *inc, const struct w_ep *e, uint32_t id);
 char *chain_key_of(const struct world *w, char (*pol_name)[24], const struct w_ep *e,
 		   bool ingress);
+/* lib/policy_compile.c, for a policy's change: do a and b select the same
+ * endpoints in the same directions? (-1: out of memory) */
+int same_subject(const struct policy *a, const struct policy *b);
+/* The text of the chain that holds policy k's rules in one direction (its
+ * own, or the one endpoint chain group g that uses them), rendered from what
+ * inc kept. 0; 1 when a set it needs was not kept; -1 out of memory. */
+int inc_render_chain(struct policy_inc *inc, size_t k, bool ingress,
+		     const struct inc_group *g, char **text);
+/* Is sel one of p's peers' selectors? p's peer selector whose set has this
+ * key (sel_key), or NULL. */
+bool policy_owns_sel(const struct policy *p, const struct epsel *sel);
+const struct epsel *policy_sel_by_key(const struct policy *p, const char *key);
 
 /* lib/policy_ipt.c */
 void ipt_endpoint_chains(struct render *r, struct cache *c, const struct w_ep *e);

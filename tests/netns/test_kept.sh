@@ -133,6 +133,36 @@ for FW in nft iptables; do
 	  {"direction": "egress", "ethertype": "IPv4"}]}'
 	api PATCH "/v1/endpoints/$u-c" '{"security_groups": ["sg"]}'
 	same "a Policy and a SecurityGroup added"
+	# A policy that selects the same endpoints as before, its rules
+	# changed: its chain rewritten without compiling whole (nftables)
+	inc=$(metric larch_agent_firewall_incremental_total)
+	api POST /v1/policies '{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+	  "metadata": {"name": "web", "namespace": "shop"}, "spec": {"podSelector": {"matchLabels": {"app": "web"}},
+	  "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "db"}}}], "ports": [{"protocol": "TCP", "port": 8081}]}]}}'
+	same "a NetworkPolicy's port changed"
+	api POST /v1/policies '{"kind": "Policy", "name": "db-in", "applies_to": {"tenant": "t1", "segment": "db"},
+	  "ingress": [{"from": [{"tenant": "t2"}, {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}, {"host": true}],
+	  "ports": [{"protocol": "udp", "port": 54}, {"protocol": "tcp", "port": 5432}]}]}'
+	same "a Policy's ports changed (its peers: a tenant's blocks, addresses, the hosts)"
+	api POST /v1/policies '{"kind": "SecurityGroup", "name": "sg", "rules": [
+	  {"direction": "ingress", "ethertype": "IPv4", "protocol": "tcp", "port_range_min": 2222, "port_range_max": 2223, "remote_group": "sg"},
+	  {"direction": "egress", "ethertype": "IPv4", "protocol": "udp"}]}'
+	same "a SecurityGroup's rules changed, both directions"
+	api POST /v1/policies '{"kind": "Policy", "name": "t1-all", "applies_to": {"tenant": "t1"},
+	  "ingress": [{"from": [{"tenant": "t1"}], "ports": [{"protocol": "tcp", "port": 9100}]}]}'
+	same "a Policy that two endpoint chains use added"
+	api POST /v1/policies '{"kind": "Policy", "name": "t1-all", "applies_to": {"tenant": "t1"},
+	  "ingress": [{"from": [{"tenant": "t1"}], "ports": [{"protocol": "tcp", "port": 9101}]}]}'
+	same "... its port changed (its own chain)"
+	api POST /v1/policies '{"kind": "Policy", "name": "t1-all", "applies_to": {"tenant": "t1", "segment": "web"},
+	  "ingress": [{"from": [{"tenant": "t1"}], "ports": [{"protocol": "tcp", "port": 9101}]}]}'
+	same "... the endpoints it selects changed (compiled whole)"
+	if [ "$FW" = nft ]; then
+		n=$(metric larch_agent_firewall_incremental_total)
+		check "$FW: the policies' rule changes went without compiling whole ($inc -> $n)" \
+			test "$n" -ge $((inc + 4))
+	fi
+	api DELETE /v1/policies/Policy/t1-all
 	api POST /v1/hosts "{\"name\": \"$u-h13\", \"address\": \"192.168.1.$([ "$FW" = nft ] && echo 13 || echo 14)\", \"group\": \"rack1\"}"
 	same "a host added (host peers)"
 	api PATCH /v1/tenants/t2 '{"isolation": "tenant"}'
