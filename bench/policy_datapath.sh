@@ -31,11 +31,14 @@ patch() { curl -sf --unix-socket "$sock" -X PATCH -H 'Content-Type: application/
 patch h11-a:eth0 '{"namespace": "shop", "labels": {"role": "client"}}'
 patch h21-a:eth0 '{"namespace": "shop", "labels": {"app": "app0"}}'
 sync() { for h in $HOSTS; do curl -sf --unix-socket "$DIR/agent-$h.sock" -X POST http://a/v1/sync >/dev/null; done; }
-chains() { # policy chains in force on host $1
+chains() { # policies in force on host $1: iptables, their chains; nftables,
+	# their chains and the policies written in place (docs/policy.md)
 	if [ "$FIREWALL" = iptables ]; then
 		ns "$1" iptables-save -t filter | grep -c '^:larch-p[0-9]*[io] '
 	else
-		ns "$1" nft list table inet larch | grep -c '^	chain p[0-9a-f]*[io] '
+		ns "$1" nft list table inet larch |
+			awk '/^\tchain p[0-9a-f]*[io] / {n++} match($0, /accept comment "[^"]*"$/) {
+				if (!seen[substr($0, RSTART)]++) n++ } END {print n + 0}'
 	fi || true
 }
 ns p-h21-a iperf3 -s -D -B "$S" --pidfile "$DIR/ip.pid"
@@ -54,7 +57,7 @@ for r in $(seq 1 "$ROUNDS"); do
 	echo "# loaded $N policies through the API in $(((t1 - t0) / 1000000)) ms; agents' sync (compile + apply) $(((t2 - t1) / 1000000)) ms"
 	echo "policies $(chains h21) $(gbps p-h11-a "$S") $(rtt p-h11-a "$S")" | tee -a "$DIR/res"
 done
-echo "# columns: case policy_chains_on_h21 Gbit/s rtt_p50_ms rtt_p99_ms; medians over the rounds:"
+echo "# columns: case policies_on_h21 Gbit/s rtt_p50_ms rtt_p99_ms; medians over the rounds:"
 python3 - "$DIR/res" <<'PY'
 import statistics, sys
 rows = {}
@@ -63,6 +66,6 @@ for line in open(sys.argv[1]):
     rows.setdefault(c, []).append((int(n), float(g), float(l50), float(l99)))
 med = {c: [statistics.median(x[i] for x in v) for i in range(4)] for c, v in rows.items()}
 for c, (n, g, l50, l99) in med.items():
-    print(f"{c:9} {int(n):6} chains  {g:6.2f} Gbit/s  rtt p50 {l50:.3f} ms  p99 {l99:.3f} ms  "
+    print(f"{c:9} {int(n):6} policies  {g:6.2f} Gbit/s  rtt p50 {l50:.3f} ms  p99 {l99:.3f} ms  "
           f"throughput {100 * g / med['none'][1]:5.1f}% of none")
 PY
