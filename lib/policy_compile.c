@@ -1240,8 +1240,9 @@ static int keep_sets(struct render *r, const struct cache *c)
 	for (size_t i = 0; i < c->n; i++) {
 		struct inc_bset *b = &inc->bsets[inc->nbsets++];
 
-		b->tenant = c->v[i].tenant;
-		b->segment = c->v[i].segment;
+		if (!(b->tenant = strdup(c->v[i].tenant)) ||
+		    (c->v[i].segment && !(b->segment = strdup(c->v[i].segment))))
+			return -1;
 		for (int k = 0; k < 2; k++)
 			if (c->v[i].s[k])
 				snprintf(b->name[k], sizeof(b->name[k]), "%s", set_ref(r, c->v[i].s[k]));

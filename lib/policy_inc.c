@@ -253,6 +253,10 @@ void policy_inc_free(struct policy_inc *inc)
 			policy_release(&inc->w->pols[k]);
 	free(inc->pol_owned);
 	hmap_release(&inc->set_by);
+	for (size_t i = 0; i < inc->nbsets; i++) {
+		free(inc->bsets[i].tenant);
+		free(inc->bsets[i].segment);
+	}
 	free(inc->bsets);
 	for (size_t i = 0; i < inc->nchains; i++)
 		free(inc->chains[i].text);

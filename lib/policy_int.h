@@ -157,7 +157,7 @@ struct inc_group {        /* an endpoint chain: what it depends on, its name */
 };
 
 struct inc_bset {         /* a tenant's or segment's blocks: its sets' names */
-	const char *tenant, *segment;
+	char *tenant, *segment; /* owned: a policy's peer may have named them */
 	char name[2][24];     /* IPv4, IPv6; "": no block, not declared */
 };
 
