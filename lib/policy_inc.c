@@ -136,7 +136,8 @@ int inc_record_group(struct policy_inc *inc, bool ingress, char *key, const char
 	}
 	g->key = key;
 	snprintf(g->name, sizeof(g->name), "%s", name);
-	memcpy(g->pols, ingress ? first->pin : first->pout, n * sizeof(*g->pols));
+	if (n)
+		memcpy(g->pols, ingress ? first->pin : first->pout, n * sizeof(*g->pols));
 	g->npols = n;
 	g->tenant = first->tenant;
 	g->segment = first->segment;
