@@ -296,7 +296,7 @@ static void key_sel(struct kbuf *b, const struct labelsel *s)
 }
 
 /* What a selector means, as text: equal keys select the same endpoints. */
-static char *sel_key(const struct epsel *s, uint8_t family)
+char *sel_key(const struct epsel *s, uint8_t family)
 {
 	const char *const parts[] = { s->tenant, s->segment, s->ns, s->handle, s->sg };
 	struct kbuf b = {0};
@@ -1415,18 +1415,6 @@ char *policy_render_ipt(const struct world *w, const char *prefix)
 	return render(w, prefix, true, NULL);
 }
 
-int same_subject(const struct policy *a, const struct policy *b)
-{
-	char *ka = sel_key(&a->applies, 0), *kb = sel_key(&b->applies, 0);
-	int r = ka && kb ? a->kind == b->kind && a->ingress == b->ingress &&
-				   a->egress == b->egress && !strcmp(ka, kb)
-			 : -1;
-
-	free(ka);
-	free(kb);
-	return r;
-}
-
 int inc_render_chain(struct policy_inc *inc, size_t k, bool ingress,
 		     const struct inc_group *g, char **text)
 {
@@ -1479,48 +1467,4 @@ out:
 		*text = NULL;
 	}
 	return ret;
-}
-
-/* Calls f on every selector peer of p's rules, until it returns true. */
-static const struct epsel *each_sel(const struct policy *p,
-				    bool (*f)(const struct epsel *, const void *), const void *arg)
-{
-	for (int d = 0; d < 2; d++) {
-		const struct rule *rules = d ? p->out : p->in;
-
-		for (size_t i = 0, n = d ? p->nout : p->nin; i < n; i++)
-			for (size_t j = 0; j < rules[i].npeers; j++)
-				if (rules[i].peers[j].type == PEER_EPS && f(&rules[i].peers[j].sel, arg))
-					return &rules[i].peers[j].sel;
-	}
-	return NULL;
-}
-
-static bool is_sel(const struct epsel *s, const void *arg)
-{
-	return s == arg;
-}
-
-bool policy_owns_sel(const struct policy *p, const struct epsel *sel)
-{
-	return each_sel(p, is_sel, sel) != NULL;
-}
-
-static bool has_key(const struct epsel *s, const void *key)
-{
-	/* the family is the key's first part */
-	for (uint8_t fam = 4; fam <= 6; fam += 2) {
-		char *k = sel_key(s, fam);
-		bool same = k && !strcmp(k, key);
-
-		free(k);
-		if (same)
-			return true;
-	}
-	return false;
-}
-
-const struct epsel *policy_sel_by_key(const struct policy *p, const char *key)
-{
-	return each_sel(p, has_key, key);
 }

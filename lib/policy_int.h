@@ -220,18 +220,14 @@ const struct inc_bset *inc_bset_find(const struct policy_inc *inc, const char *t
 int inc_record_local(struct policy_inc *inc, const struct w_ep *e, uint32_t id);
 char *chain_key_of(const struct world *w, char (*pol_name)[24], const struct w_ep *e,
 		   bool ingress);
-/* lib/policy_compile.c, for a policy's change: do a and b select the same
- * endpoints in the same directions? (-1: out of memory) */
-int same_subject(const struct policy *a, const struct policy *b);
+/* lib/policy_compile.c: what a selector means, as text (malloc'd; equal
+ * keys select the same endpoints), family first */
+char *sel_key(const struct epsel *s, uint8_t family);
 /* The text of the chain that holds policy k's rules in one direction (its
  * own, or the one endpoint chain group g that uses them), rendered from what
  * inc kept. 0; 1 when a set it needs was not kept; -1 out of memory. */
 int inc_render_chain(struct policy_inc *inc, size_t k, bool ingress,
 		     const struct inc_group *g, char **text);
-/* Is sel one of p's peers' selectors? p's peer selector whose set has this
- * key (sel_key), or NULL. */
-bool policy_owns_sel(const struct policy *p, const struct epsel *sel);
-const struct epsel *policy_sel_by_key(const struct policy *p, const char *key);
 
 /* lib/policy_ipt.c */
 void ipt_endpoint_chains(struct render *r, struct cache *c, const struct w_ep *e);
