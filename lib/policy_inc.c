@@ -556,7 +556,6 @@ static const struct epsel *policy_sel_by_key(const struct policy *p, const char 
 	return each_sel(p, has_key, key);
 }
 
-
 /* The endpoint chain that alone uses policy k's rules in one direction. */
 static const struct inc_group *group_with(struct policy_inc *inc, bool ingress, size_t k)
 {
