@@ -72,8 +72,8 @@ char *fw_render(json_t *state, const char *host, const char *table, enum fw_kind
  * fw_apply_changes then turns endpoint and policy changes (kept.c) into
  * element changes and rewritten chains of the ruleset in force, without
  * rendering the rest: 0 done (out says what), 1 it cannot (compile whole),
- * -1 the kernel refused (errbuf; nothing changed). fw_same_as: is the ruleset in force exactly text?
- * (tests: LARCH_AGENT_CHECK_INC).
+ * -1 the kernel refused (errbuf; nothing changed). fw_same_as: is the
+ * ruleset in force exactly text? (tests: LARCH_AGENT_CHECK_INC).
  */
 struct kept_change;
 struct fw_fast {

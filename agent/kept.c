@@ -278,21 +278,13 @@ static int apply(struct kept *k, json_t *c)
 	}
 	if (strcmp(type, "put") || !json_is_object(obj))
 		return -1;
-	if (i == K_ENDPOINTS) {
+	if (i == K_ENDPOINTS || i == K_POLICIES) {
 		json_t *was = json_incref(json_object_get(k->items[i], key));
-		int r = put_endpoint(k, key, obj);
+		int r = i == K_ENDPOINTS ? put_endpoint(k, key, obj)
+			: json_object_set(k->items[i], key, obj) < 0 ? -1 : 1;
 
 		if (r > 0)
-			record(k, was, json_object_get(k->items[i], key), false);
-		json_decref(was);
-		return r;
-	}
-	if (i == K_POLICIES) {
-		json_t *was = json_incref(json_object_get(k->items[i], key));
-		int r = json_object_set(k->items[i], key, obj) < 0 ? -1 : 1;
-
-		if (r > 0)
-			record(k, was, obj, true);
+			record(k, was, json_object_get(k->items[i], key), i == K_POLICIES);
 		json_decref(was);
 		return r;
 	}

@@ -58,9 +58,17 @@ static char *comment_safe(char *b)
 	return b;
 }
 
-/* A comment for the nft text (kind 'n': "\t\tcomment \"...\"", at most the
- * 128 characters nft takes) or the iptables and ipset inputs ('#': "# ..."),
- * its text made safe. */
+/* b (at least 129 bytes) as an nft comment's text: at most the 128
+ * characters nft takes, made safe. In place. */
+static char *nft_comment(char *b)
+{
+	if (strlen(b) > 128)
+		memcpy(b + 125, "...", 4);
+	return comment_safe(b);
+}
+
+/* A comment for the nft text (kind 'n': "\t\tcomment \"...\"") or the
+ * iptables and ipset inputs ('#': "# ..."), its text made safe. */
 void put_comment(FILE *f, char kind, const char *fmt, ...)
 {
 	char b[512];
@@ -73,9 +81,7 @@ void put_comment(FILE *f, char kind, const char *fmt, ...)
 		fprintf(f, "# %s\n", comment_safe(b));
 		return;
 	}
-	if (strlen(b) > 128)
-		memcpy(b + 125, "...", 4);
-	fprintf(f, "\t\tcomment \"%s\"\n", comment_safe(b));
+	fprintf(f, "\t\tcomment \"%s\"\n", nft_comment(b));
 }
 
 
@@ -660,12 +666,10 @@ static void policy_chain(struct render *r, struct cache *c, size_t k, bool ingre
 
 	/* written in place, each rule names its policy */
 	if (inl) {
-		char b[129];
+		char b[512];
 
 		snprintf(b, sizeof(b), "%s", id ? id : "");
-		if (strlen(b) == 128)
-			memcpy(b + 125, "...", 4);
-		snprintf(tail, sizeof(tail), " comment \"%s\"", comment_safe(b));
+		snprintf(tail, sizeof(tail), " comment \"%s\"", nft_comment(b));
 	}
 	if (r->ipt) {
 		for (int k6 = 0; k6 < 2; k6++) {

@@ -540,15 +540,11 @@ static bool policy_owns_sel(const struct policy *p, const struct epsel *sel)
 static bool has_key(const struct epsel *s, const void *key)
 {
 	/* the family is the key's first part */
-	for (uint8_t fam = 4; fam <= 6; fam += 2) {
-		char *k = sel_key(s, fam);
-		bool same = k && !strcmp(k, key);
+	char *k = sel_key(s, *(const char *)key == '6' ? 6 : 4);
+	bool same = k && !strcmp(k, key);
 
-		free(k);
-		if (same)
-			return true;
-	}
-	return false;
+	free(k);
+	return same;
 }
 
 static const struct epsel *policy_sel_by_key(const struct policy *p, const char *key)
