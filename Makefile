@@ -122,6 +122,11 @@ $(BUILD)/tests/cni-driver: tests/cni/driver/main.go tests/cni/driver/build.sh
 netns: $(BINS) $(BUILD)/tests/cni-driver
 	$(Q)set -e; for t in tests/netns/test_*.sh; do echo "== $$t"; \
 		LARCH_BIN=$(abspath $(BUILD)/bin) CNI_DRIVER=$(abspath $(BUILD)/tests/cni-driver) $$t; done
+	$(Q)echo "== tests/netns/test_kept.sh (4 tables)"; \
+		NFT_TABLES=4 LARCH_BIN=$(abspath $(BUILD)/bin) tests/netns/test_kept.sh
+	$(Q)echo "== tests/netns/test_policy.sh (2 tables)"; \
+		AGENT_FLAGS="--nft-tables 2" LARCH_BIN=$(abspath $(BUILD)/bin) \
+		CNI_DRIVER=$(abspath $(BUILD)/tests/cni-driver) tests/netns/test_policy.sh
 
 # Golden tests of the policy compiler (root: nft checks each ruleset in a
 # namespace of its own), the agent's netlink backend against nft, and the
@@ -137,6 +142,8 @@ netns-san: $(BUILD)/tests/cni-driver
 	$(Q)set -e; for t in tests/netns/test_*.sh; do echo "== $$t (sanitizers)"; \
 		LARCH_BIN=$(abspath build/san/bin) CNI_DRIVER=$(abspath $(BUILD)/tests/cni-driver) \
 		NSP=lxs $$t; done
+	$(Q)echo "== tests/netns/test_kept.sh (4 tables, sanitizers)"; \
+		NFT_TABLES=4 LARCH_BIN=$(abspath build/san/bin) NSP=lxs tests/netns/test_kept.sh
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory all unit

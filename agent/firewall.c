@@ -228,11 +228,34 @@ static struct nft_stats nft_last_stats;
 static double nft_parse_ms;
 static bool nft_used_cli;
 
+/* nft -f of the one table the compiler writes: the agent's other tables
+ * (--nft-tables, or left from an earlier run) go in the same transaction. */
 static int nft_cli(const char *text, char *errbuf, size_t errlen)
 {
 	static const char *const argv[] = { "nft", "-f", "-", NULL };
+	char *all = NULL, table[64] = "", *pre = NULL;
+	size_t len = 0;
+	FILE *f;
+	int r = -1;
 
-	return run_msg(argv, text, errbuf, errlen);
+	/* the table is the first one the text names */
+	if (sscanf(text, "%*[^\n]\ntable inet %63s", table) != 1 || !(f = open_memstream(&pre, &len)))
+		return run_msg(argv, text, errbuf, errlen);
+	for (unsigned k = 1; k < NFT_TABLES_MAX; k++) {
+		char *t = nft_table_name(table, k);
+
+		if (t && nft_table_present(t))
+			fprintf(f, "delete table inet %s\n", t);
+		free(t);
+	}
+	if (fclose(f) == 0 && asprintf(&all, "%s%s", pre, text) >= 0) {
+		r = run_msg(argv, all, errbuf, errlen);
+		free(all);
+	} else {
+		snprintf(errbuf, errlen, "out of memory");
+	}
+	free(pre);
+	return r;
 }
 
 /*
@@ -319,9 +342,20 @@ static int nft_apply(const char *text, char *errbuf, size_t errlen)
 	return 0;
 }
 
+/* All the tables the ruleset is spread over (--nft-tables) are there. */
 static bool nft_present(const char *table)
 {
-	return nft_table_present(table);
+	if (!nft_table_present(table))
+		return false;
+	for (unsigned k = 1; k < nft_tables(); k++) {
+		char *t = nft_table_name(table, k);
+		bool there = t && nft_table_present(t);
+
+		free(t);
+		if (!there)
+			return false;
+	}
+	return true;
 }
 
 static char *ipt_last;

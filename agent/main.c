@@ -39,6 +39,7 @@
 #include "error.h"
 #include "httpc.h"
 #include "kept.h"
+#include "nft.h"
 #include "policy.h"
 #include "log.h"
 
@@ -112,6 +113,10 @@ static void usage(FILE *f)
 		"      --table NAME        the agent's nftables table (inet family), or with\n"
 		"                          iptables the prefix of its chains and sets (at most\n"
 		"                          12 characters); default larch\n"
+		"      --nft-tables N      spread the nftables ruleset over N tables (1, 2, 4,\n"
+		"                          8 or 16; default 1): a changed chain then costs the\n"
+		"                          kernel's check of one table, each packet one more\n"
+		"                          base chain per table (docs/policy.md)\n"
 		"      --render FILE       print the ruleset for --host from FILE (a JSON object of\n"
 		"                          larchd's tenants, blocks, hosts, endpoints, policies,\n"
 		"                          namespaces lists) and exit\n"
@@ -133,6 +138,7 @@ static int parse_opts(int argc, char **argv)
 		{"next-hop", 1, 0, 'n'}, {"socket", 1, 0, 'S'}, {"resync", 1, 0, 'r'},
 		{"route-protocol", 1, 0, 'p'}, {"once", 0, 0, 'O'}, {"debug", 0, 0, 'v'},
 		{"help", 0, 0, 'h'}, {"firewall", 1, 0, 'f'}, {"table", 1, 0, 'T'},
+		{"nft-tables", 1, 0, 'N'},
 		{"render", 1, 0, 'R'}, {"apply", 1, 0, 'A'}, {"from", 1, 0, 'F'}, {0, 0, 0, 0}};
 	int c;
 	char *end;
@@ -179,6 +185,16 @@ static int parse_opts(int argc, char **argv)
 			else
 				o.nh6 = optarg;
 			break;
+		case 'N':
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || *end || !*optarg || !v || v > NFT_TABLES_MAX || (v & (v - 1))) {
+				fprintf(stderr, "larch-agent: --nft-tables %s: must be 1, 2, 4, 8 or 16\n",
+					optarg);
+				return -1;
+			}
+			nft_set_tables((unsigned)v);
+			break;
 		case 'r':
 		case 'p':
 			errno = 0;
@@ -213,6 +229,10 @@ static int parse_opts(int argc, char **argv)
 					"at most 31\n", o.table);
 			return -1;
 		}
+	if (o.fw != FW_NFT && nft_tables() > 1) {
+		fprintf(stderr, "larch-agent: --nft-tables: only with --firewall nft\n");
+		return -1;
+	}
 	if (o.fw == FW_IPT && strlen(o.table) > 12) {
 		fprintf(stderr, "larch-agent: --table %s: at most 12 characters with --firewall "
 				"iptables (chain names are limited to 28)\n", o.table);

@@ -775,7 +775,105 @@ static double ms_between(const struct timespec *a, const struct timespec *b)
 	return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
 }
 
-static int run_batch(const struct nft_rs *old, const struct nft_rs *rs, struct batch *b)
+/* Replacing the whole ruleset: the tables of a larger count, left from an
+ * earlier run, go too (their classes are in the tables of this count). */
+static void stale_tables(struct batch *b, const char *table)
+{
+	for (unsigned k = nft_tables(); k < NFT_TABLES_MAX && !b->fail; k++) {
+		char *t = nft_table_name(table, k);
+
+		if (!t) {
+			batch_fail(b, ENOMEM, NULL, NULL, "out of memory");
+			break;
+		}
+		if (nft_table_present(t)) {
+			b->table = t;
+			table_msg(b, NFT_MSG_DELTABLE);
+		}
+		b->table = table;
+		free(t);
+	}
+}
+
+/* The batch from old to rs, for each of the tables (agent/nft_shard.c). */
+static int build_all(struct batch *b, const struct nft_rs *old, const struct nft_rs *rs)
+{
+	/* the split is kept with the ruleset: not a change of what it holds */
+	struct nft_rs *o = (struct nft_rs *)old, *n = (struct nft_rs *)rs;
+	int r = 0;
+
+	if (!old)
+		stale_tables(b, rs->table);
+	if (nft_tables() == 1 || b->fail)
+		return b->fail ? 0 : build(b, old, rs);
+	if (rs_split(n) < 0 || (o && rs_split(o) < 0)) {
+		batch_fail(b, ENOMEM, NULL, NULL, "out of memory");
+		return 0;
+	}
+	for (unsigned k = 0; k < n->nphys && !r && !b->fail; k++) {
+		b->table = n->phys[k]->table;
+		r = build(b, o ? o->phys[k] : NULL, n->phys[k]);
+	}
+	b->table = rs->table;
+	return r;
+}
+
+/*
+ * A patch's batch (nft_rs_patch): ov and nv hold the patched objects before
+ * and after; whole is the ruleset in force. With several tables, each table
+ * that holds an object gets its difference; 1 when a patch cannot be
+ * applied to the tables as they are (a dispatch map or base chain, or a
+ * chain that would name a set or chain its table lacks).
+ */
+static int patch_build(struct batch *b, const struct nft_rs *ov, const struct nft_rs *nv,
+		       struct nft_rs *whole)
+{
+	int r = 0;
+
+	if (nft_tables() == 1)
+		return build(b, ov, nv);
+	if (rs_split(whole) < 0) {
+		batch_fail(b, ENOMEM, NULL, NULL, "out of memory");
+		return 0;
+	}
+	for (unsigned k = 0; k < whole->nphys && !r && !b->fail; k++) {
+		const struct nft_rs *p = whole->phys[k];
+		struct nft_rs a = { .table = p->table }, c = { .table = p->table };
+
+		a.o = calloc(ov->n + 1, sizeof(*a.o));
+		c.o = calloc(nv->n + 1, sizeof(*c.o));
+		if (!a.o || !c.o)
+			batch_fail(b, ENOMEM, NULL, NULL, "out of memory");
+		for (size_t i = 0; i < nv->n && !b->fail && !r; i++) {
+			const struct obj *x = rs_find(p, is_chain(&nv->o[i]), nv->o[i].name);
+
+			if (!x)
+				continue;
+			if (rs_dispatch_map(x) || (is_chain(x) && x->type) ||
+			    (is_chain(x) && !names_present(p, nv->o[i].item, nv->o[i].n))) {
+				r = 1;
+				break;
+			}
+			a.o[a.n++] = ov->o[i];
+			c.o[c.n++] = nv->o[i];
+		}
+		if (!r && !b->fail && (rs_index(&a) < 0 || rs_index(&c) < 0))
+			batch_fail(b, ENOMEM, NULL, NULL, "out of memory");
+		if (!r && !b->fail && a.n) {
+			b->table = p->table;
+			r = build(b, &a, &c);
+		}
+		hmap_release(&a.names);
+		hmap_release(&c.names);
+		free(a.o);
+		free(c.o);
+	}
+	b->table = whole->table;
+	return r;
+}
+
+static int run_batch(const struct nft_rs *old, const struct nft_rs *rs, struct batch *b,
+		     struct nft_rs *whole)
 {
 	struct timespec t0, t1, t2;
 	int r;
@@ -790,7 +888,7 @@ static int run_batch(const struct nft_rs *old, const struct nft_rs *rs, struct b
 	b->seq0 = b->seq = 1; /* a socket of its own: any numbers will do */
 	nftnl_batch_begin(nftnl_batch_buffer(b->b), b->seq++);
 	nftnl_batch_update(b->b);
-	r = build(b, old, rs);
+	r = whole ? patch_build(b, old, rs, whole) : build_all(b, old, rs);
 	if (r == 1)
 		return 1;
 	if (b->fail)
@@ -812,7 +910,7 @@ int nft_rs_apply(const struct nft_rs *old, const struct nft_rs *rs, struct nft_s
 		 char *err, size_t errlen)
 {
 	struct batch b = { .table = rs->table, .err = err, .errlen = errlen };
-	int r = run_batch(old, rs, &b);
+	int r = run_batch(old, rs, &b, NULL);
 
 	if (r == 1) {
 		/* cannot change in place: replace the table */
@@ -820,7 +918,7 @@ int nft_rs_apply(const struct nft_rs *old, const struct nft_rs *rs, struct nft_s
 			nftnl_batch_free(b.b);
 		free(b.w);
 		b = (struct batch){ .table = rs->table, .err = err, .errlen = errlen };
-		r = run_batch(NULL, rs, &b);
+		r = run_batch(NULL, rs, &b, NULL);
 	}
 	if (st)
 		*st = b.st;
@@ -902,9 +1000,11 @@ int nft_rs_patch(struct nft_rs *rs, struct policy_patch *p, size_t n, struct nft
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	r = run_batch(&ov, &nv, &b);
+	r = run_batch(&ov, &nv, &b, rs);
 	if (r == 1) {
-		snprintf(err, errlen, "a patch changes more than elements and rules");
+		snprintf(err, errlen, nft_tables() > 1 ? "a patch changes more than elements and "
+							 "rules, or what a table holds"
+						       : "a patch changes more than elements and rules");
 		r = -2;
 	}
 	if (r == 0)
@@ -929,6 +1029,8 @@ int nft_rs_patch(struct nft_rs *rs, struct policy_patch *p, size_t n, struct nft
 			p[i].items = items;
 			p[i].n = k;
 		}
+	for (size_t i = 0; r == 0 && i < n; i++)
+		rs_tables_sync(rs, in[i]);
 out:
 	if (st)
 		*st = b.st;

@@ -72,6 +72,18 @@ char *const *nft_rs_map(const struct nft_rs *rs, const char *name, size_t *n);
  * blanks, into out; where it ends in *end. */
 bool nft_u32_parse(const char *s, uint32_t *out, const char **end);
 
+/*
+ * Spread the ruleset over n tables (a power of two, at most 16; 1: the one
+ * table the compiler writes), so that a rule added costs the kernel's check
+ * of one table only (agent/nft_shard.c). Tables of a larger count that are
+ * left from an earlier run are deleted when the ruleset is replaced whole.
+ */
+void nft_set_tables(unsigned n);
+unsigned nft_tables(void);
+#define NFT_TABLES_MAX 16
+/* Table k of them: `table`, then `table_k` (malloc'd; NULL: out of memory). */
+char *nft_table_name(const char *table, unsigned k);
+
 /* Does table inet `table` exist in this network namespace? */
 bool nft_table_present(const char *table);
 

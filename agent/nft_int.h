@@ -54,6 +54,10 @@ struct nft_rs {
 	struct obj *o;
 	size_t n, cap;
 	struct hmap names; /* (kind class, name) -> obj */
+	/* with several tables (agent/nft_shard.c): the ruleset as each table
+	 * holds it, table 0 first */
+	struct nft_rs **phys;
+	unsigned nphys;
 };
 
 static inline bool is_chain(const struct obj *o)
@@ -133,6 +137,16 @@ struct elem *intervals(const struct obj *o, const struct stype *ty, bool merge, 
 		       const char **bad);
 void elems_msgs(struct batch *b, const struct obj *o, const char *name, uint32_t id,
 		uint32_t key_len, const struct elem *e, size_t n, bool add);
+
+/* agent/nft_shard.c: split rs into nft_tables() tables (rs->phys; kept
+ * while the count stays); is every set and chain the rules name in table p? */
+int rs_split(struct nft_rs *rs);
+void rs_tables_free(struct nft_rs *rs);
+bool names_present(const struct nft_rs *p, char *const *rule, size_t n);
+/* a map from devgroup to verdict: the dispatch by class, split by table */
+bool rs_dispatch_map(const struct obj *o);
+/* o of rs was patched: its copies in the tables follow */
+void rs_tables_sync(struct nft_rs *rs, const struct obj *o);
 
 /* agent/nft_rule.c: one rule of chain o appended; the chain created */
 void rule_add(struct batch *b, const struct obj *o, const char *line);

@@ -525,6 +525,22 @@ void rule_add(struct batch *b, const struct obj *o, const char *line)
 			x_lookup(&rb, w[i + 2] + 1, 0, NFT_REG_VERDICT, false);
 			verdict = true;
 			i += 2;
+		} else if ((!strcmp(t, "iifgroup") || !strcmp(t, "oifgroup")) && i + 4 < nw &&
+			   !strcmp(w[i + 1], "&") && !strcmp(w[i + 3], "!=")) {
+			/* another table's class (agent/nft_shard.c): the group's
+			 * low bits, in host order as the kernel keeps it */
+			uint32_t mask, v;
+			const char *e1, *e2;
+
+			if (!nft_u32_parse(w[i + 2], &mask, &e1) || *e1 ||
+			    !nft_u32_parse(w[i + 4], &v, &e2) || *e2) {
+				rb.bad = true;
+				break;
+			}
+			x_meta(&rb, t[0] == 'i' ? NFT_META_IIFGROUP : NFT_META_OIFGROUP, NFT_REG_1);
+			x_bitwise(&rb, &mask, 4);
+			x_cmp(&rb, NFT_CMP_NEQ, &v, 4);
+			i += 4;
 		} else if (!strcmp(t, "iifname") || !strcmp(t, "oifname")) {
 			uint32_t key = t[0] == 'i' ? NFT_META_IIFNAME : NFT_META_OIFNAME;
 			uint8_t name[16];

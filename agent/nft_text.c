@@ -67,6 +67,7 @@ void nft_rs_free(struct nft_rs *rs)
 	}
 	free(rs->o);
 	free(rs->table);
+	rs_tables_free(rs);
 	hmap_release(&rs->names);
 	free(rs);
 }

@@ -10,6 +10,9 @@
 # the next sync here fails).
 # Both backends (FIREWALL=nft, then iptables). One agent in a namespace of
 # its own; larchd on a unix socket. Run as root (make netns runs it).
+# NFT_TABLES=N: nftables only, the agent spreads its ruleset over N tables
+# (--nft-tables), and after each change the kernel's tables must also be
+# what the fresh rendering applied whole (in a scratch namespace) gives.
 set -u
 cd "$(dirname "$0")/../.."
 # a short feed, so that the test can outrun it; no block comes back from its
@@ -61,9 +64,56 @@ same() {
 		not_ok "$FW: $1: the ruleset in force is what the lists read whole give"
 		diff "$DIR/fresh.rules" "$DIR/kept.rules" | head -20 | diag
 	fi
+	[ -n "${NFT_TABLES:-}" ] && tables_same "$1"
 }
 
-for FW in nft iptables; do
+# the agent's tables in the kernel, without counters: objects sorted, set
+# elements sorted, each chain with its rules in their order
+tables_of() {
+	local t
+	for t in $(ip netns exec "$1" nft list tables inet | awk '{print $3}' | sort); do
+		echo "## $t"
+		ip netns exec "$1" nft -j -s list table inet "$t" | python3 -c 'import json, sys
+objs, rules = [], {}
+for o in json.load(sys.stdin)["nftables"]:
+    for k, v in o.items():
+        if not isinstance(v, dict):
+            continue
+        v.pop("handle", None)
+        if "elem" in v:
+            v["elem"] = sorted(v["elem"], key=json.dumps)
+        if k == "rule":
+            rules.setdefault(v["chain"], []).append(v)
+        else:
+            objs.append(json.dumps(o, sort_keys=True))
+for line in sorted(objs):
+    print(line)
+for c in sorted(rules):
+    print(c, json.dumps(rules[c], sort_keys=True))'
+	done
+}
+
+# after the agent's passes (patches or differences), the kernel holds what
+# the same rendering applied whole gives
+tables_same() {
+	local n=$NSP-fresh
+	ip netns add "$n"
+	if ip netns exec "$n" "$BIN/larch-agent" --host h11 --nft-tables "$NFT_TABLES" \
+		--apply "$DIR/fresh.rules" >/dev/null &&
+		tables_of "$NSP-h11" >"$DIR/kernel.tables" && tables_of "$n" >"$DIR/fresh.tables" &&
+		[ "$(grep -c '^## ' "$DIR/kernel.tables")" = "$NFT_TABLES" ] &&
+		cmp -s "$DIR/kernel.tables" "$DIR/fresh.tables"; then
+		ok "$FW: $1: the kernel's $NFT_TABLES tables are what the ruleset applied whole gives"
+	else
+		not_ok "$FW: $1: the kernel's $NFT_TABLES tables are what the ruleset applied whole gives"
+		diff "$DIR/fresh.tables" "$DIR/kernel.tables" | head -20 | diag
+	fi
+	ip netns del "$n"
+}
+
+fws="nft iptables"
+[ -n "${NFT_TABLES:-}" ] && fws=nft
+for FW in $fws; do
 	ip netns add "$NSP-h11"
 	ns h11 ip link set lo up
 	# LARCH_AGENT_CHECK_INC: the agent checks every incremental pass
@@ -71,7 +121,8 @@ for FW in nft iptables; do
 	ip netns exec "$NSP-h11" env LARCH_AGENT_TEST_REFUSE="$DIR/refuse" LARCH_AGENT_CHECK_INC=1 \
 		"$BIN/larch-agent" --server "unix:$DIR/larchd.sock" --host h11 \
 		--address 192.168.1.11 --group rack1 --socket "$DIR/agent-h11.sock" --resync 3600 \
-		--firewall "$FW" ${AGENT_FLAGS:-} 2>>"$DIR/agent-h11.log" &
+		--firewall "$FW" ${NFT_TABLES:+--nft-tables $NFT_TABLES} ${AGENT_FLAGS:-} \
+		2>>"$DIR/agent-h11.log" &
 	echo $! >"$DIR/agent-h11.pid"
 	check "$FW: agent up" wait_for 10 agent http://a/healthz -o /dev/null
 	same "start"
@@ -251,7 +302,8 @@ for FW in nft iptables; do
 		ns h11 ip link del "$ifc"
 		ip netns exec "$NSP-h11" env LARCH_AGENT_TEST_REFUSE="$DIR/refuse" LARCH_AGENT_CHECK_INC=1 "$BIN/larch-agent" \
 			--server "unix:$DIR/larchd.sock" --host h11 --address 192.168.1.11 --group rack1 \
-			--socket "$DIR/agent-h11.sock" --resync 3600 --firewall "$FW" 2>>"$DIR/agent-h11.log" &
+			--socket "$DIR/agent-h11.sock" --resync 3600 --firewall "$FW" \
+			${NFT_TABLES:+--nft-tables $NFT_TABLES} ${AGENT_FLAGS:-} 2>>"$DIR/agent-h11.log" &
 		echo $! >"$DIR/agent-h11.pid"
 		check "$FW: agent up again" wait_for 10 agent http://a/healthz -o /dev/null
 	fi
