@@ -497,7 +497,8 @@ int fw_apply_changes(const struct kept_change *ch, size_t n, struct fw_fast *out
 bool fw_same_as(const char *text, char *why, size_t len)
 {
 	struct nft_rs *rs = nft_rs_parse(text, why, len);
-	bool same = rs && nft_last && nft_rs_same(rs, nft_last, why, len);
+	bool same = rs && nft_last && nft_rs_same(rs, nft_last, why, len) &&
+		    nft_rs_same_tables(rs, nft_last, why, len);
 
 	if (!nft_last)
 		snprintf(why, len, "no ruleset in force");

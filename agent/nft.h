@@ -64,6 +64,10 @@ int nft_rs_patch(struct nft_rs *rs, struct policy_patch *p, size_t n, struct nft
  * names the first difference. */
 bool nft_rs_same(const struct nft_rs *a, const struct nft_rs *b, char *why, size_t len);
 
+/* With several tables (nft_set_tables): does kept, the ruleset in force,
+ * hold in each table what fresh, split now, would? */
+bool nft_rs_same_tables(struct nft_rs *fresh, const struct nft_rs *kept, char *why, size_t len);
+
 /* The elements of set or map `name` as the text gives them (NULL, *n 0: no
  * such set). */
 char *const *nft_rs_map(const struct nft_rs *rs, const char *name, size_t *n);

@@ -327,3 +327,21 @@ void rs_tables_sync(struct nft_rs *rs, const struct obj *o)
 		}
 	}
 }
+
+bool nft_rs_same_tables(struct nft_rs *fresh, const struct nft_rs *kept, char *why, size_t len)
+{
+	char w[512];
+
+	if (!kept->nphys)
+		return true; /* split again when next needed */
+	if (rs_split(fresh) < 0 || fresh->nphys != kept->nphys) {
+		snprintf(why, len, "cannot split the ruleset into %u tables", kept->nphys);
+		return false;
+	}
+	for (unsigned k = 0; k < kept->nphys; k++)
+		if (!nft_rs_same(fresh->phys[k], kept->phys[k], w, sizeof(w))) {
+			snprintf(why, len, "table %s: %s", kept->phys[k]->table, w);
+			return false;
+		}
+	return true;
+}
