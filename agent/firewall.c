@@ -347,7 +347,7 @@ static bool nft_present(const char *table)
 {
 	if (!nft_table_present(table))
 		return false;
-	for (unsigned k = 1; k < nft_tables(); k++) {
+	for (unsigned k = 1; k < nft_rs_tables(nft_last); k++) {
 		char *t = nft_table_name(table, k);
 		bool there = t && nft_table_present(t);
 
@@ -391,8 +391,9 @@ int fw_apply_file(enum fw_kind kind, const char *table, const char *path, const 
 		return ipt_apply_file(table, path, from);
 	if (!(text = slurp(path)) || (from && !(old = slurp(from))))
 		goto out;
-	if (old && !(nft_last = nft_rs_parse(old, err, sizeof(err)))) {
-		fprintf(stderr, "larch-agent: %s: %s\n", from, err);
+	if (old && (!(nft_last = nft_rs_parse(old, err, sizeof(err))) ||
+		    nft_rs_split_new(nft_last) < 0)) {
+		fprintf(stderr, "larch-agent: %s: %s\n", from, nft_last ? "out of memory" : err);
 		goto out;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);

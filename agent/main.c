@@ -114,9 +114,10 @@ static void usage(FILE *f)
 		"                          iptables the prefix of its chains and sets (at most\n"
 		"                          12 characters); default larch\n"
 		"      --nft-tables N      spread the nftables ruleset over N tables (1, 2, 4,\n"
-		"                          8 or 16; default 1): a changed chain then costs the\n"
-		"                          kernel's check of one table, each packet one more\n"
-		"                          base chain per table (docs/policy.md)\n"
+		"                          8 or 16), or auto (the default): a table per 4,096\n"
+		"                          rules. A changed chain costs the kernel's check of\n"
+		"                          its own table; each packet a base chain per table\n"
+		"                          (docs/policy.md)\n"
 		"      --render FILE       print the ruleset for --host from FILE (a JSON object of\n"
 		"                          larchd's tenants, blocks, hosts, endpoints, policies,\n"
 		"                          namespaces lists) and exit\n"
@@ -188,9 +189,12 @@ static int parse_opts(int argc, char **argv)
 		case 'N':
 			errno = 0;
 			v = strtoul(optarg, &end, 10);
-			if (errno || *end || !*optarg || !v || v > NFT_TABLES_MAX || (v & (v - 1))) {
-				fprintf(stderr, "larch-agent: --nft-tables %s: must be 1, 2, 4, 8 or 16\n",
-					optarg);
+			if (!strcmp(optarg, "auto")) {
+				v = 0;
+			} else if (errno || *end || !*optarg || !v || v > NFT_TABLES_MAX ||
+				   (v & (v - 1))) {
+				fprintf(stderr, "larch-agent: --nft-tables %s: must be 1, 2, 4, 8, 16 "
+						"or auto\n", optarg);
 				return -1;
 			}
 			nft_set_tables((unsigned)v);

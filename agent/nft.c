@@ -777,9 +777,9 @@ static double ms_between(const struct timespec *a, const struct timespec *b)
 
 /* Replacing the whole ruleset: the tables of a larger count, left from an
  * earlier run, go too (their classes are in the tables of this count). */
-static void stale_tables(struct batch *b, const char *table)
+static void stale_tables(struct batch *b, const char *table, unsigned from)
 {
-	for (unsigned k = nft_tables(); k < NFT_TABLES_MAX && !b->fail; k++) {
+	for (unsigned k = from; k < NFT_TABLES_MAX && !b->fail; k++) {
 		char *t = nft_table_name(table, k);
 
 		if (!t) {
@@ -800,19 +800,22 @@ static int build_all(struct batch *b, const struct nft_rs *old, const struct nft
 {
 	/* the split is kept with the ruleset: not a change of what it holds */
 	struct nft_rs *o = (struct nft_rs *)old, *n = (struct nft_rs *)rs;
+	unsigned k = rs_tables_for(rs, old);
 	int r = 0;
 
+	if (old && nft_rs_tables(old) != k)
+		return 1; /* another count: replace the ruleset whole */
 	if (!old)
-		stale_tables(b, rs->table);
-	if (nft_tables() == 1 || b->fail)
-		return b->fail ? 0 : build(b, old, rs);
-	if (rs_split(n) < 0 || (o && rs_split(o) < 0)) {
+		stale_tables(b, rs->table, k);
+	if (rs_split(n, k) < 0) {
 		batch_fail(b, ENOMEM, NULL, NULL, "out of memory");
 		return 0;
 	}
-	for (unsigned k = 0; k < n->nphys && !r && !b->fail; k++) {
-		b->table = n->phys[k]->table;
-		r = build(b, o ? o->phys[k] : NULL, n->phys[k]);
+	if (k == 1 || b->fail)
+		return b->fail ? 0 : build(b, old, rs);
+	for (unsigned i = 0; i < n->nphys && !r && !b->fail; i++) {
+		b->table = n->phys[i]->table;
+		r = build(b, o ? o->phys[i] : NULL, n->phys[i]);
 	}
 	b->table = rs->table;
 	return r;
@@ -830,12 +833,8 @@ static int patch_build(struct batch *b, const struct nft_rs *ov, const struct nf
 {
 	int r = 0;
 
-	if (nft_tables() == 1)
+	if (!whole->nphys)
 		return build(b, ov, nv);
-	if (rs_split(whole) < 0) {
-		batch_fail(b, ENOMEM, NULL, NULL, "out of memory");
-		return 0;
-	}
 	for (unsigned k = 0; k < whole->nphys && !r && !b->fail; k++) {
 		const struct nft_rs *p = whole->phys[k];
 		struct nft_rs a = { .table = p->table }, c = { .table = p->table };
@@ -1002,7 +1001,7 @@ int nft_rs_patch(struct nft_rs *rs, struct policy_patch *p, size_t n, struct nft
 	}
 	r = run_batch(&ov, &nv, &b, rs);
 	if (r == 1) {
-		snprintf(err, errlen, nft_tables() > 1 ? "a patch changes more than elements and "
+		snprintf(err, errlen, rs->nphys ? "a patch changes more than elements and "
 							 "rules, or what a table holds"
 						       : "a patch changes more than elements and rules");
 		r = -2;

@@ -78,12 +78,18 @@ bool nft_u32_parse(const char *s, uint32_t *out, const char **end);
 
 /*
  * Spread the ruleset over n tables (a power of two, at most 16; 1: the one
- * table the compiler writes), so that a rule added costs the kernel's check
- * of one table only (agent/nft_shard.c). Tables of a larger count that are
- * left from an earlier run are deleted when the ruleset is replaced whole.
+ * table the compiler writes; 0, the default: by the number of rules, a
+ * table per 4,096), so that a rule added costs the kernel's check of one
+ * table only (agent/nft_shard.c). When the count changes the ruleset is
+ * replaced whole, and the agent's tables beyond the count are deleted.
  */
 void nft_set_tables(unsigned n);
 unsigned nft_tables(void);
+/* The tables rs is spread over (1: not split). */
+unsigned nft_rs_tables(const struct nft_rs *rs);
+/* Split rs as applying it to nothing would (--apply --from OLD takes OLD
+ * for what is in force). -1: out of memory. */
+int nft_rs_split_new(struct nft_rs *rs);
 #define NFT_TABLES_MAX 16
 /* Table k of them: `table`, then `table_k` (malloc'd; NULL: out of memory). */
 char *nft_table_name(const char *table, unsigned k);

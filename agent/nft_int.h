@@ -138,9 +138,12 @@ struct elem *intervals(const struct obj *o, const struct stype *ty, bool merge, 
 void elems_msgs(struct batch *b, const struct obj *o, const char *name, uint32_t id,
 		uint32_t key_len, const struct elem *e, size_t n, bool add);
 
-/* agent/nft_shard.c: split rs into nft_tables() tables (rs->phys; kept
- * while the count stays); is every set and chain the rules name in table p? */
-int rs_split(struct nft_rs *rs);
+/* agent/nft_shard.c: how many tables for rs (old: the ruleset in force, or
+ * NULL); split rs into n tables (rs->phys, kept while the count stays; none
+ * for 1); is every set and chain the rules name in table p? */
+#define RULES_PER_TABLE 4096
+unsigned rs_tables_for(const struct nft_rs *rs, const struct nft_rs *old);
+int rs_split(struct nft_rs *rs, unsigned n);
 void rs_tables_free(struct nft_rs *rs);
 bool names_present(const struct nft_rs *p, char *const *rule, size_t n);
 /* a map from devgroup to verdict: the dispatch by class, split by table */

@@ -21,22 +21,52 @@
  *   name are copied into each table that needs them;
  * - whatever no rule names (ep_class) goes to table 0.
  *
- * A packet passes the base chains of every table (a hash lookup each, for
- * its own table), which is why it is a setting (--nft-tables) and not done
- * for small rulesets.
+ * A packet passes the base chains of every table (a hash lookup in its own
+ * table, a compare in the others), which is why a small ruleset stays one
+ * table: by default the count follows the number of rules (rs_tables_for),
+ * or --nft-tables sets it.
  */
 #include "nft_int.h"
 
-static unsigned ntables = 1;
+static unsigned setting; /* --nft-tables; 0: by the ruleset's size */
 
 void nft_set_tables(unsigned n)
 {
-	ntables = n ? n : 1;
+	setting = n;
 }
 
 unsigned nft_tables(void)
 {
-	return ntables;
+	return setting;
+}
+
+unsigned nft_rs_tables(const struct nft_rs *rs)
+{
+	return rs && rs->nphys ? rs->nphys : 1;
+}
+
+/*
+ * How many tables for rs, old the ruleset in force (or NULL): the setting,
+ * or by the rules: a table per 4,096 (a power of two, at most 16), and
+ * back to fewer only below a quarter of that, so that a ruleset near a
+ * limit does not go back and forth (each change of the count replaces the
+ * ruleset whole).
+ */
+unsigned rs_tables_for(const struct nft_rs *rs, const struct nft_rs *old)
+{
+	unsigned k = nft_rs_tables(old);
+	size_t rules = 0;
+
+	if (setting)
+		return setting;
+	for (size_t i = 0; i < rs->n; i++)
+		if (is_chain(&rs->o[i]))
+			rules += rs->o[i].n;
+	while (k < NFT_TABLES_MAX && rules > (size_t)RULES_PER_TABLE * k)
+		k *= 2;
+	while (k > 1 && rules < (size_t)RULES_PER_TABLE / 4 * k)
+		k /= 2;
+	return k;
 }
 
 bool rs_dispatch_map(const struct obj *o)
@@ -44,15 +74,16 @@ bool rs_dispatch_map(const struct obj *o)
 	return o->kind == O_MAP && o->type && !strcmp(o->type, "devgroup : verdict");
 }
 
-/* The shard of a dispatch map's item "GROUP : goto CHAIN"; the chain in *c. */
-static bool dispatch_item(const char *item, unsigned *shard, const char **c)
+/* The table (of n) of a dispatch map's item "GROUP : goto CHAIN"; the
+ * chain in *c. */
+static bool dispatch_item(const char *item, unsigned n, unsigned *shard, const char **c)
 {
 	uint32_t g;
 	const char *end;
 
 	if (!nft_u32_parse(item, &g, &end))
 		return false;
-	*shard = g & (ntables - 1);
+	*shard = g & (n - 1);
 	*c = strrchr(item, ' ');
 	*c = *c ? *c + 1 : item;
 	return true;
@@ -153,7 +184,7 @@ static int copy_items(struct obj *d, char *const *item, size_t n)
 
 /* Object o for table k of n: a copy, filtered (dispatch maps) or with the
  * rule that lets other tables' classes through (base chains). */
-static int copy_obj(struct obj *d, const struct obj *o, unsigned k)
+static int copy_obj(struct obj *d, const struct obj *o, unsigned k, unsigned n)
 {
 	*d = (struct obj){ .kind = o->kind, .interval = o->interval };
 	if (!(d->name = strdup(o->name)) || (o->type && !(d->type = strdup(o->type))) ||
@@ -167,7 +198,7 @@ static int copy_obj(struct obj *d, const struct obj *o, unsigned k)
 			unsigned sh;
 			const char *c;
 
-			if (dispatch_item(o->item[i], &sh, &c) && sh != k)
+			if (dispatch_item(o->item[i], n, &sh, &c) && sh != k)
 				continue;
 			if (!(d->item[d->n] = strdup(o->item[i])))
 				return -1;
@@ -184,7 +215,7 @@ static int copy_obj(struct obj *d, const struct obj *o, unsigned k)
 		const char *r = o->item[i];
 
 		if ((!strncmp(r, "iifgroup vmap @", 15) || !strncmp(r, "oifgroup vmap @", 15)) &&
-		    asprintf(&d->item[d->n++], "%.8s & %u != %u accept", r, ntables - 1, k) < 0) {
+		    asprintf(&d->item[d->n++], "%.8s & %u != %u accept", r, n - 1, k) < 0) {
 			d->item[--d->n] = NULL;
 			return -1;
 		}
@@ -218,14 +249,16 @@ char *nft_table_name(const char *table, unsigned k)
 	return asprintf(&t, "%s_%u", table, k) < 0 ? NULL : t;
 }
 
-int rs_split(struct nft_rs *rs)
+int rs_split(struct nft_rs *rs, unsigned ntables)
 {
 	struct split s = { .rs = rs };
 	int r = -1;
 
-	if (rs->nphys == ntables)
+	if (nft_rs_tables(rs) == ntables)
 		return 0;
 	tables_free(rs);
+	if (ntables == 1)
+		return 0;
 	s.mask = calloc(rs->n + 1, sizeof(*s.mask));
 	s.stack = calloc(rs->n * ntables + 1, sizeof(*s.stack));
 	rs->phys = calloc(ntables, sizeof(*rs->phys));
@@ -245,7 +278,7 @@ int rs_split(struct nft_rs *rs)
 				unsigned k;
 				const char *c;
 
-				if (dispatch_item(o->item[j], &k, &c))
+				if (dispatch_item(o->item[j], ntables, &k, &c))
 					need(&s, true, c, strlen(c), k);
 			}
 		}
@@ -270,7 +303,7 @@ int rs_split(struct nft_rs *rs)
 		for (size_t i = 0; i < rs->n; i++) {
 			if (!(s.mask[i] ? s.mask[i] & (1u << k) : k == 0))
 				continue;
-			if (copy_obj(&p->o[p->n++], &rs->o[i], k) < 0)
+			if (copy_obj(&p->o[p->n++], &rs->o[i], k, ntables) < 0)
 				goto out;
 		}
 		if (rs_index(p) < 0)
@@ -334,7 +367,7 @@ bool nft_rs_same_tables(struct nft_rs *fresh, const struct nft_rs *kept, char *w
 
 	if (!kept->nphys)
 		return true; /* split again when next needed */
-	if (rs_split(fresh) < 0 || fresh->nphys != kept->nphys) {
+	if (rs_split(fresh, kept->nphys) < 0 || fresh->nphys != kept->nphys) {
 		snprintf(why, len, "cannot split the ruleset into %u tables", kept->nphys);
 		return false;
 	}
@@ -344,4 +377,9 @@ bool nft_rs_same_tables(struct nft_rs *fresh, const struct nft_rs *kept, char *w
 			return false;
 		}
 	return true;
+}
+
+int nft_rs_split_new(struct nft_rs *rs)
+{
+	return rs_split(rs, rs_tables_for(rs, NULL));
 }

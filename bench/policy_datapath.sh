@@ -30,13 +30,15 @@ patch() { curl -sf --unix-socket "$sock" -X PATCH -H 'Content-Type: application/
 /usr/bin/python3 bench/policy_load.py "$sock" setup h11 h21
 patch h11-a:eth0 '{"namespace": "shop", "labels": {"role": "client"}}'
 patch h21-a:eth0 '{"namespace": "shop", "labels": {"app": "app0"}}'
+larch_tables() { ns "$1" nft list tables inet | awk '$3 ~ /^larch(_[0-9]+)?$/ {print $3}'; }
 sync() { for h in $HOSTS; do curl -sf --unix-socket "$DIR/agent-$h.sock" -X POST http://a/v1/sync >/dev/null; done; }
 chains() { # policies in force on host $1: iptables, their chains; nftables,
 	# their chains and the policies written in place (docs/policy.md)
 	if [ "$FIREWALL" = iptables ]; then
 		ns "$1" iptables-save -t filter | grep -c '^:larch-p[0-9]*[io] '
 	else
-		ns "$1" nft list table inet larch |
+		# every table of the agent's (docs/policy.md, "Several tables")
+		for t in $(larch_tables "$1"); do ns "$1" nft list table inet "$t"; done |
 			awk '/^\tchain p[0-9a-f]*[io] / {n++} match($0, /accept comment "[^"]*"$/) {
 				if (!seen[substr($0, RSTART)]++) n++ } END {print n + 0}'
 	fi || true
@@ -54,7 +56,8 @@ for r in $(seq 1 "$ROUNDS"); do
 	t1=$(date +%s%N)
 	sync
 	t2=$(date +%s%N)
-	echo "# loaded $N policies through the API in $(((t1 - t0) / 1000000)) ms; agents' sync (compile + apply) $(((t2 - t1) / 1000000)) ms"
+	echo "# loaded $N policies through the API in $(((t1 - t0) / 1000000)) ms; agents' sync (compile + apply) $(((t2 - t1) / 1000000)) ms;" \
+		"nftables tables on h21: $(larch_tables h21 | wc -l)"
 	echo "policies $(chains h21) $(gbps p-h11-a "$S") $(rtt p-h11-a "$S")" | tee -a "$DIR/res"
 done
 echo "# columns: case policies_on_h21 Gbit/s rtt_p50_ms rtt_p99_ms; medians over the rounds:"

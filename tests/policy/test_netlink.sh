@@ -252,4 +252,32 @@ for f in v1 unknown; do
 	fi
 done
 ip netns del "$C"
+
+# Several tables (agent/nft_shard.c): by default one per 4,096 rules, so the
+# bench's world (3,500 endpoints, 12,000 policies: 27,000 rules) goes to 8;
+# a difference keeps them; --nft-tables sets the count, and a change of count
+# replaces the ruleset whole and leaves no table of the old count behind.
+C=${NSP:-lxt}-nlc-$$
+ip netns add "$C"
+tables() { ip netns exec "$C" nft list tables inet | awk '{print $3}' | sort | tr '\n' ' '; }
+eight="larch larch_1 larch_2 larch_3 larch_4 larch_5 larch_6 larch_7 "
+/usr/bin/python3 "$here/../../bench/policy_world.py" 3500 12000 >"$tmp/bw.json"
+/usr/bin/python3 "$here/../../bench/policy_world.py" 3500 12000 policy >"$tmp/bwp.json"
+"$agent" --host h1 --render "$tmp/bw.json" >"$tmp/bw.nft"
+"$agent" --host h1 --render "$tmp/bwp.json" >"$tmp/bwp.nft"
+out=$(ip netns exec "$C" "$agent" --host h1 --apply "$tmp/bw.nft" 2>&1)
+[ "$(tables)" = "$eight" ] && ok "27,000 rules: 8 tables" || not_ok "27,000 rules: tables $(tables): $out"
+out=$(ip netns exec "$C" "$agent" --host h1 --apply "$tmp/bwp.nft" --from "$tmp/bw.nft" 2>&1)
+case $out in
+"applied the difference"*) [ "$(tables)" = "$eight" ] ;;
+*) false ;;
+esac && ok "a policy changed: a difference, still 8 tables" ||
+	not_ok "a policy changed: $out; tables $(tables)"
+out=$(ip netns exec "$C" "$agent" --host h1 --nft-tables 2 --apply "$tmp/bwp.nft" 2>&1)
+[ "$(tables)" = "larch larch_1 " ] && ok "--nft-tables 2: 2 tables, the other 6 deleted" ||
+	not_ok "--nft-tables 2: tables $(tables): $out"
+out=$(ip netns exec "$C" "$agent" --host x --apply "$here/golden/many.nft" 2>&1)
+[ "$(tables)" = "larch " ] && ok "a small ruleset: 1 table, the other deleted" ||
+	not_ok "a small ruleset: tables $(tables): $out"
+ip netns del "$C"
 tap_end
