@@ -45,6 +45,9 @@ struct obj {
 	char *type;      /* set, map: its type; chain: a base chain's line, or NULL */
 	char *comment;
 	bool interval;
+	/* a table's copy (agent/nft_shard.c) of an object it holds as it is:
+	 * item is the whole ruleset's array, not its own */
+	bool borrowed;
 	char **item;     /* elements, or rules */
 	size_t n, cap;
 };

@@ -168,20 +168,6 @@ static void names_of(struct split *s, const char *rule, unsigned k)
 	each_name(rule, need_fn, &c);
 }
 
-static int copy_items(struct obj *d, char *const *item, size_t n)
-{
-	d->item = calloc(n + 1, sizeof(*d->item));
-	d->cap = n + 1;
-	if (!d->item)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (!(d->item[i] = strdup(item[i])))
-			return -1;
-		d->n++;
-	}
-	return 0;
-}
-
 /* Object o for table k of n: a copy, filtered (dispatch maps) or with the
  * rule that lets other tables' classes through (base chains). */
 static int copy_obj(struct obj *d, const struct obj *o, unsigned k, unsigned n)
@@ -206,8 +192,14 @@ static int copy_obj(struct obj *d, const struct obj *o, unsigned k, unsigned n)
 		}
 		return 0;
 	}
-	if (!is_chain(o) || !o->type)
-		return copy_items(d, o->item, o->n);
+	if (!is_chain(o) || !o->type) {
+		/* as it is: the table's copy borrows the items (rs_tables_sync) */
+		d->item = o->item;
+		d->n = o->n;
+		d->cap = o->cap;
+		d->borrowed = true;
+		return 0;
+	}
 	if (!(d->item = calloc(2 * o->n + 1, sizeof(*d->item))))
 		return -1;
 	d->cap = 2 * o->n + 1;
@@ -349,15 +341,13 @@ void rs_tables_sync(struct nft_rs *rs, const struct obj *o)
 
 		if (!x)
 			continue;
-		for (size_t i = 0; i < x->n; i++)
-			free(x->item[i]);
-		free(x->item);
-		x->item = NULL;
-		x->n = x->cap = 0;
-		if (copy_items(x, o->item, o->n) < 0) {
-			tables_free(rs); /* split again when next needed */
+		if (!x->borrowed) {
+			tables_free(rs); /* not a patch's (patch_build): split again */
 			return;
 		}
+		x->item = o->item;
+		x->n = o->n;
+		x->cap = o->cap;
 	}
 }
 

@@ -58,9 +58,10 @@ void nft_rs_free(struct nft_rs *rs)
 	for (size_t i = 0; i < rs->n; i++) {
 		struct obj *o = &rs->o[i];
 
-		for (size_t k = 0; k < o->n; k++)
+		for (size_t k = 0; !o->borrowed && k < o->n; k++)
 			free(o->item[k]);
-		free(o->item);
+		if (!o->borrowed)
+			free(o->item);
 		free(o->name);
 		free(o->type);
 		free(o->comment);

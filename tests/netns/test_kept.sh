@@ -327,4 +327,7 @@ for FW in $fws; do
 	agent_stop h11
 	ip netns del "$NSP-h11"
 done
+# make netns-san runs this with ASan+UBSan builds
+check "no sanitizer report in the agent's or larchd's log" \
+	bash -c "! grep -l 'Sanitizer\|runtime error' $DIR/*.log"
 tap_end
