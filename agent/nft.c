@@ -6,6 +6,8 @@
  * chains. nft_rs_parse() reads it into objects; nft_rs_apply() turns them
  * into nf_tables messages (libnftnl) in one batch, sent with one sendmsg():
  * the kernel applies the batch as one transaction or refuses all of it.
+ * A large ruleset goes to the kernel as several tables (agent/nft_shard.c),
+ * still in one batch: each table's part is built as below.
  *
  * A rule is a sequence of matches, then an optional counter, a verdict and
  * an optional comment. The expressions are those nft itself generates for
