@@ -22,6 +22,8 @@
  * whose type, flags or comment changes, or a chain whose hook or comment
  * changes, cannot change in place: the whole table is replaced then.
  */
+#include <pthread.h>
+
 #include "nft_int.h"
 #include "policy.h"
 
@@ -667,7 +669,7 @@ static int build(struct batch *b, const struct nft_rs *old, const struct nft_rs 
 
 static struct mnl_socket *nft_socket(void)
 {
-	struct mnl_socket *nl = mnl_socket_open(NETLINK_NETFILTER);
+	struct mnl_socket *nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
 	int one = 1, rcv = 8 << 20;
 
 	if (!nl)
@@ -684,11 +686,47 @@ static struct mnl_socket *nft_socket(void)
 	return nl;
 }
 
+/*
+ * One netfilter socket for the process, kept open. Closing one makes the
+ * kernel first finish the clean-up of the last transaction (it waits for an
+ * RCU grace period: 5-15 ms on the test machines), so a socket per batch
+ * made every pass wait that long after its ruleset was already in force.
+ * Each exchange numbers its messages from a window of its own (seq_window)
+ * and ignores answers outside it; after a failure the socket is dropped
+ * and the next exchange opens a new one.
+ */
+static pthread_mutex_t nl_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mnl_socket *nl_kept;
+static uint32_t nl_next = 1;
+
+#define SEQ_WINDOW (1u << 22) /* messages in one batch, at most */
+
+static uint32_t seq_window(void)
+{
+	return __atomic_fetch_add(&nl_next, SEQ_WINDOW, __ATOMIC_RELAXED);
+}
+
+/* under nl_lock */
+static struct mnl_socket *nl_get(void)
+{
+	if (!nl_kept)
+		nl_kept = nft_socket();
+	return nl_kept;
+}
+
+/* under nl_lock: after a failed exchange, answers may still be queued */
+static void nl_drop(void)
+{
+	if (nl_kept)
+		mnl_socket_close(nl_kept);
+	nl_kept = NULL;
+}
+
 /* Send the batch (one sendmsg: one transaction) and read the answers up to
  * the last message's acknowledgement. */
 static int talk(struct batch *b)
 {
-	struct mnl_socket *nl = nft_socket();
+	struct mnl_socket *nl;
 	int n = nftnl_batch_iovec_len(b->b), fd, sz;
 	struct iovec *iov = calloc((size_t)n + 1, sizeof(*iov));
 	struct sockaddr_nl snl = { .nl_family = AF_NETLINK };
@@ -699,6 +737,8 @@ static int talk(struct batch *b)
 	char *buf = malloc(1 << 16);
 	int err = 0, r = -1;
 
+	pthread_mutex_lock(&nl_lock);
+	nl = nl_get();
 	if (!nl || !iov || !buf) {
 		snprintf(b->err, b->errlen, "netlink: %s", !nl ? strerror(errno) : "out of memory");
 		goto out;
@@ -740,6 +780,8 @@ static int talk(struct batch *b)
 			if (nlh->nlmsg_type != NLMSG_ERROR)
 				continue;
 			e = mnl_nlmsg_get_payload(nlh);
+			if (e->msg.nlmsg_seq - b->seq0 > last - b->seq0)
+				continue; /* an earlier exchange's */
 			if (e->error && !err) {
 				err = -e->error;
 				bad_seq = e->msg.nlmsg_seq;
@@ -752,7 +794,7 @@ static int talk(struct batch *b)
 	if (err && bad_seq) {
 		size_t k = bad_seq - b->seq0 - 1;
 
-		if (bad_seq > b->seq0 && k < b->nw) {
+		if (bad_seq != b->seq0 && k < b->nw) {
 			const struct what *w = &b->w[k];
 
 			snprintf(b->err, b->errlen, "%s%s%s%s%s%s%s: %s", w->op,
@@ -765,10 +807,11 @@ static int talk(struct batch *b)
 	}
 	r = err ? -1 : 0;
 out:
+	if (r)
+		nl_drop();
+	pthread_mutex_unlock(&nl_lock);
 	free(buf);
 	free(iov);
-	if (nl)
-		mnl_socket_close(nl);
 	return r;
 }
 
@@ -886,7 +929,7 @@ static int run_batch(const struct nft_rs *old, const struct nft_rs *rs, struct b
 		snprintf(b->err, b->errlen, "out of memory");
 		return -1;
 	}
-	b->seq0 = b->seq = 1; /* a socket of its own: any numbers will do */
+	b->seq0 = b->seq = seq_window(); /* the kept socket: a window of its own */
 	nftnl_batch_begin(nftnl_batch_buffer(b->b), b->seq++);
 	nftnl_batch_update(b->b);
 	r = whole ? patch_build(b, old, rs, whole) : build_all(b, old, rs);
@@ -1083,36 +1126,38 @@ bool nft_rs_same(const struct nft_rs *a, const struct nft_rs *b, char *why, size
 
 bool nft_table_present(const char *table)
 {
-	struct mnl_socket *nl = nft_socket();
+	struct mnl_socket *nl;
 	struct nftnl_table *t = nftnl_table_alloc();
 	char buf[8192];
 	struct nlmsghdr *nlh;
-	bool found = false;
+	bool found = false, end = false;
+	uint32_t seq = seq_window();
 	ssize_t got;
 
-	if (!nl || !t)
+	pthread_mutex_lock(&nl_lock);
+	if (!(nl = nl_get()) || !t)
 		goto out;
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, 1);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, seq);
 	nftnl_table_set_str(t, NFTNL_TABLE_NAME, table);
 	nftnl_table_nlmsg_build_payload(nlh, t);
 	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
 		goto out;
-	while ((got = mnl_socket_recvfrom(nl, buf, sizeof(buf))) > 0) {
+	while (!end && (got = mnl_socket_recvfrom(nl, buf, sizeof(buf))) > 0) {
 		int len = (int)got;
-		bool end = false;
 
 		for (nlh = (struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+			if (nlh->nlmsg_seq != seq)
+				continue; /* an earlier exchange's */
 			if (nlh->nlmsg_type == NLMSG_ERROR)
 				end = true;
 			else if ((nlh->nlmsg_type & 0xff) == NFT_MSG_NEWTABLE)
 				found = true;
 		}
-		if (end)
-			break;
 	}
 out:
+	if (!end)
+		nl_drop();
+	pthread_mutex_unlock(&nl_lock);
 	nftnl_table_free(t);
-	if (nl)
-		mnl_socket_close(nl);
 	return found;
 }
