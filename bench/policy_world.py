@@ -9,12 +9,18 @@ usage: policy_world.py LOCAL_ENDPOINTS POLICIES [CHANGE]
   port from another app of the same namespace, and from a namespace selector.
   CHANGE=1 adds one more local endpoint, CHANGE=policy changes the port of
   one policy (the incremental cases).
+  Policy k's port is 1000 + k % 5000: the 12 policies of an app (with 12,000)
+  repeat a (peer, port) pair, 24,000 rules of which 10,000 differ (the
+  compiler writes a repeated rule once). With WORLD_PORTS=distinct in the
+  environment the port is 1000 + k: no two rules alike.
 bench/policy_agent.py loads the same world into larchd (world() below).
 """
 import json
+import os
 import sys
 
 NS, APPS, HOSTS = 100, 10, 10
+DISTINCT = os.environ.get("WORLD_PORTS", "") == "distinct"
 
 
 def endpoint(i, host):
@@ -36,7 +42,8 @@ def policy(k, port_shift=0):
                          {"podSelector": {"matchLabels": {"app": "app%d" % ((app + 1) % APPS)}}},
                          {"namespaceSelector": {"matchLabels": {"team": "team%d" % (k % 10)}},
                           "podSelector": {"matchLabels": {"app": "app0"}}}],
-                                  "ports": [{"protocol": "TCP", "port": 1000 + k % 5000 + port_shift}]}]}}
+                                  "ports": [{"protocol": "TCP",
+                                             "port": 1000 + (k if DISTINCT else k % 5000) + port_shift}]}]}}
 
 
 def world(nlocal, npol, extra=False, change_policy=False):

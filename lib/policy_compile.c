@@ -560,6 +560,66 @@ static bool peer_match(struct render *r, struct cache *c, const struct peer *p, 
 	return true;
 }
 
+/*
+ * Policy rules repeated in one chain: a rule equal to one already written
+ * in the chain (the same match and verdict, the comment aside) is not
+ * written again, since the first accepts every packet the second would.
+ * Several policies that select the same endpoints often allow the same
+ * peer on the same port; the kernel's cost of a ruleset is mostly per
+ * rule. seen_reset at the start of each chain; seen_rule: true when line
+ * was written before in this chain, else remembers it.
+ */
+static void seen_reset(struct render *r)
+{
+	for (size_t i = 0; i < r->seen_n; i++)
+		free(r->seen_v[i]);
+	r->seen_n = 0;
+	hmap_release(&r->seen);
+}
+
+static bool seen_eq(const void *val, const void *key)
+{
+	return !strcmp(val, key);
+}
+
+static bool seen_rule(struct render *r, const char *line)
+{
+	uint64_t h = hash_str(line);
+	size_t slot;
+	char *copy;
+
+	if (r->seen_failed)
+		return false;
+	if (hmap_lookup(&r->seen, h, seen_eq, line, &slot))
+		return true;
+	if (r->seen_n == r->seen_cap) {
+		size_t cap = r->seen_cap ? 2 * r->seen_cap : 64;
+		char **v = realloc(r->seen_v, cap * sizeof(*v));
+
+		if (!v) {
+			r->seen_failed = true;
+			return false;
+		}
+		r->seen_v = v;
+		r->seen_cap = cap;
+	}
+	if (!(copy = strdup(line)) || hmap_insert_at(&r->seen, slot, h, copy) < 0) {
+		free(copy);
+		r->seen_failed = true;
+		return false;
+	}
+	r->seen_v[r->seen_n++] = copy;
+	return false;
+}
+
+static void seen_free(struct render *r)
+{
+	seen_reset(r);
+	free(r->seen_v);
+	r->seen_v = NULL;
+	r->seen_cap = 0;
+}
+
 /* iptables: multiport takes at most 15 ports (a range counts two): one
  * match per chunk. */
 static size_t ipt_ports(const struct rule *rl, uint8_t pr, const char *name, char out[][512],
@@ -664,6 +724,8 @@ static void policy_chain(struct render *r, struct cache *c, size_t k, bool ingre
 	const char *dir = ingress ? "saddr" : "daddr";
 	char *id = policy_id(p), tail[160] = "";
 
+	if (!inl)
+		seen_reset(r); /* a chain of its own */
 	/* written in place, each rule names its policy */
 	if (inl) {
 		char b[512];
@@ -704,7 +766,30 @@ static void policy_chain(struct render *r, struct cache *c, size_t k, bool ingre
 					snprintf(peer, sizeof(peer), "meta nfproto %s",
 						 fam == 4 ? "ipv4" : "ipv6");
 				}
-				for (size_t q = 0; q < (np ? np : 1); q++)
+				for (size_t q = 0; q < (np ? np : 1); q++) {
+					char *line = NULL;
+					int n;
+
+					/* iptables: "4" or "6" first (a family's file each),
+					 * the key only */
+					if (r->ipt)
+						n = asprintf(&line, "%c-A %s-p%zu%c%s%s%s%s %s%s%s",
+							     '0' + fam, r->t, k, ingress ? 'i' : 'o',
+							     *peer ? " " : "", peer, np ? " " : "",
+							     np ? ports[q] : "",
+							     ingress ? "-j ACCEPT" : "-g ",
+							     ingress ? "" : r->t, ingress ? "" : "-eok");
+					else
+						n = asprintf(&line, "%s%s%s accept", peer,
+							     np ? " " : "", np ? ports[q] : "");
+					if (n < 0) {
+						line = NULL;
+						r->seen_failed = true;
+					}
+					if (line && seen_rule(r, line)) {
+						free(line);
+						continue;
+					}
 					if (r->ipt)
 						fprintf(fam == 4 ? r->f : r->f6,
 							"-A %s-p%zu%c%s%s%s%s %s%s%s\n", r->t, k,
@@ -715,6 +800,8 @@ static void policy_chain(struct render *r, struct cache *c, size_t k, bool ingre
 					else
 						fprintf(r->f, "\t\t%s%s%s accept%s\n", peer,
 							np ? " " : "", np ? ports[q] : "", tail);
+					free(line);
+				}
 			}
 		}
 	}
@@ -897,6 +984,7 @@ static void egress_chain(struct render *r, struct cache *c, const char *name,
 {
 	FILE *f = r->f;
 
+	seen_reset(r);
 	fprintf(f, "\tchain %s {\n", name);
 	chain_comment(f, r->w, e, false);
 	fputs("\t\tiifname . ip saddr != @spoof4 counter drop comment \"spoofed\"\n"
@@ -912,6 +1000,7 @@ static void ingress_chain(struct render *r, struct cache *c, const char *name, c
 {
 	FILE *f = r->f;
 
+	seen_reset(r);
 	fprintf(f, "\tchain %s {\n", name);
 	chain_comment(f, r->w, e, true);
 	fputs("\t\tct state established,related accept\n", f);
@@ -1378,6 +1467,7 @@ done:
 			free(name);
 		hmap_release(&r.names);
 	}
+	seen_free(&r);
 	{
 		struct peerset *ps;
 		size_t it = 0;
@@ -1466,6 +1556,7 @@ out:
 	free(c.v);
 	hmap_release(&c.peers);
 	hmap_release(&r.names);
+	seen_free(&r);
 	if (ret != 0) {
 		free(*text);
 		*text = NULL;

@@ -191,6 +191,29 @@ for FW in $fws; do
 	  "metadata": {"name": "web", "namespace": "shop"}, "spec": {"podSelector": {"matchLabels": {"app": "web"}},
 	  "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "db"}}}], "ports": [{"protocol": "TCP", "port": 8081}]}]}}'
 	same "a NetworkPolicy's port changed"
+	# a second policy that repeats the first one's rule: written once (the
+	# first policy's); when the first one's port changes (without compiling
+	# whole), the repeat is written, under the second one's name
+	api POST /v1/policies '{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+	  "metadata": {"name": "web-too", "namespace": "shop"}, "spec": {"podSelector": {"matchLabels": {"app": "web"}},
+	  "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "db"}}}], "ports": [{"protocol": "TCP", "port": 8081}]}]}}'
+	same "a NetworkPolicy that repeats another's rule"
+	if [ "$FW" = nft ]; then
+		check "$FW: the repeated rule is in the kernel once" \
+			test "$(ns h11 nft list ruleset | grep -c 'tcp dport 8081 accept comment "NetworkPolicy/shop/web"')" -ge 1 -a \
+			"$(ns h11 nft list ruleset | grep -c 'tcp dport 8081 accept comment "NetworkPolicy/shop/web-too"')" = 0
+	fi
+	api POST /v1/policies '{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+	  "metadata": {"name": "web", "namespace": "shop"}, "spec": {"podSelector": {"matchLabels": {"app": "web"}},
+	  "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "db"}}}], "ports": [{"protocol": "TCP", "port": 8082}]}]}}'
+	same "... the first one's port changed: the repeat is written"
+	if [ "$FW" = nft ]; then
+		check "$FW: ... under the second one's name" \
+			test "$(ns h11 nft list ruleset | grep -c 'tcp dport 8081 accept comment "NetworkPolicy/shop/web-too"')" -ge 1 -a \
+			"$(ns h11 nft list ruleset | grep -c 'tcp dport 8081 accept comment "NetworkPolicy/shop/web"')" = 0
+	fi
+	api DELETE /v1/policies/NetworkPolicy/shop/web-too
+	same "... and the second one deleted"
 	api POST /v1/policies '{"kind": "Policy", "name": "db-in", "applies_to": {"tenant": "t1", "segment": "db"},
 	  "ingress": [{"from": [{"tenant": "t2"}, {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}, {"host": true}],
 	  "ports": [{"protocol": "udp", "port": 54}, {"protocol": "tcp", "port": 5432}]}]}'

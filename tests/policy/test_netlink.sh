@@ -254,15 +254,16 @@ done
 ip netns del "$C"
 
 # Several tables (agent/nft_shard.c): by default one per 4,096 rules, so the
-# bench's world (3,500 endpoints, 12,000 policies: 27,000 rules) goes to 8;
+# bench's world without repeated rules (3,500 endpoints, 12,000 policies
+# each on a port of its own: 27,000 rules) goes to 8;
 # a difference keeps them; --nft-tables sets the count, and a change of count
 # replaces the ruleset whole and leaves no table of the old count behind.
 C=${NSP:-lxt}-nlc-$$
 ip netns add "$C"
 tables() { ip netns exec "$C" nft list tables inet | awk '{print $3}' | sort | tr '\n' ' '; }
 eight="larch larch_1 larch_2 larch_3 larch_4 larch_5 larch_6 larch_7 "
-/usr/bin/python3 "$here/../../bench/policy_world.py" 3500 12000 >"$tmp/bw.json"
-/usr/bin/python3 "$here/../../bench/policy_world.py" 3500 12000 policy >"$tmp/bwp.json"
+WORLD_PORTS=distinct /usr/bin/python3 "$here/../../bench/policy_world.py" 3500 12000 >"$tmp/bw.json"
+WORLD_PORTS=distinct /usr/bin/python3 "$here/../../bench/policy_world.py" 3500 12000 policy >"$tmp/bwp.json"
 "$agent" --host h1 --render "$tmp/bw.json" >"$tmp/bw.nft"
 "$agent" --host h1 --render "$tmp/bwp.json" >"$tmp/bwp.nft"
 out=$(ip netns exec "$C" "$agent" --host h1 --apply "$tmp/bw.nft" 2>&1)
