@@ -5,15 +5,16 @@ larchd's API; the time counted is from the request until the agent reports
 the new ruleset in force (its larch_agent_firewall_applies_total grows).
 
 usage: policy_agent.py LARCHD_SOCKET setup LOCAL POLICIES
-       policy_agent.py LARCHD_SOCKET measure AGENT_SOCKET ROUNDS LOCAL
+       policy_agent.py LARCHD_SOCKET measure AGENT_SOCKET ROUNDS LOCAL POLICIES
 
 `setup` creates the space, group, 10 hosts, 100 tenants and namespaces,
 2 x LOCAL endpoints (LOCAL on h1) and POLICIES NetworkPolicies, 8
 connections in parallel. `measure` runs ROUNDS rounds of: one endpoint added
 on h1, one added on h2 (a peer of policies compiled on h1: its address joins
-selector sets), one policy's port changed, then all three undone (each undo
-waited for too, not counted); it prints one line per case per round and the
-medians.
+selector sets), one policy's port changed, one policy added (the agent
+compiles the whole ruleset again and applies the difference), then all four
+undone (each undo waited for too, not counted); it prints one line per case
+per round and the medians.
 """
 import json
 import os
@@ -49,12 +50,15 @@ class Agent:
     def __init__(self, sock):
         self.c = UnixHTTP(sock, timeout=10)
 
-    def applies(self):
+    def metric(self, name):
         self.c.request("GET", "/metrics")
         for line in self.c.getresponse().read().decode().splitlines():
-            if line.startswith("larch_agent_firewall_applies_total "):
-                return int(float(line.split()[1]))
-        sys.exit("policy_agent: the agent reports no larch_agent_firewall_applies_total")
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        sys.exit("policy_agent: the agent reports no " + name)
+
+    def applies(self):
+        return int(self.metric("larch_agent_firewall_applies_total"))
 
 
 def timed(larchd, agent, method, path, body):
@@ -79,9 +83,9 @@ def timed(larchd, agent, method, path, body):
     return (time.monotonic() - t0) * 1000, (t1 - t0) * 1000
 
 
-def measure(sock, agent_sock, rounds, nlocal):
+def measure(sock, agent_sock, rounds, nlocal, npol):
     larchd, agent = UnixHTTP(sock, timeout=60), Agent(agent_sock)
-    res, acks = {}, {}
+    res, acks, parts = {}, {}, {}
     for r in range(rounds):
         i = 2 * nlocal + 2 * r  # new endpoints, as endpoint(i) of the world
         local, remote = endpoint(i, "h1"), endpoint(i + 1, "h2")
@@ -92,26 +96,38 @@ def measure(sock, agent_sock, rounds, nlocal):
             ("endpoint added on h1", "POST", "/v1/endpoints", local),
             ("endpoint added on h2", "POST", "/v1/endpoints", remote),
             ("policy port changed", "POST", "/v1/policies", policy(r, 7)),
+            ("policy added", "POST", "/v1/policies", policy(npol + r)),
         ]
         for name, method, path, body in cases:
             ms, ack = timed(larchd, agent, method, path, body)
             res.setdefault(name, []).append(ms)
             acks.setdefault(name, []).append(ack)
-            print("round %d %s: %.1f ms (larchd answered after %.1f ms)" % (r + 1, name, ms, ack),
+            c = 1000 * agent.metric("larch_agent_firewall_compile_seconds")
+            a = 1000 * agent.metric("larch_agent_firewall_apply_seconds")
+            parts.setdefault(name, []).append((c, a))
+            part = "; the agent's compile %.1f ms, apply %.1f ms" % (c, a)
+            print("round %d %s: %.1f ms (larchd answered after %.1f ms%s)" % (r + 1, name, ms, ack, part),
                   flush=True)
         timed(larchd, agent, "DELETE", "/v1/endpoints/" + local["handle"], None)
         timed(larchd, agent, "DELETE", "/v1/endpoints/" + remote["handle"], None)
         timed(larchd, agent, "POST", "/v1/policies", pol)
+        added = policy(npol + r)["metadata"]
+        timed(larchd, agent, "DELETE", "/v1/policies/NetworkPolicy/%s/%s" % (added["namespace"], added["name"]),
+              None)
     for name, v in res.items():
-        print("%-22s median %8.1f ms  [%s]; larchd answered after %.1f ms (median)" %
+        part = ""
+        if parts.get(name):
+            part = "; compile %.1f ms, apply %.1f ms (medians)" % (
+                statistics.median(c for c, _ in parts[name]), statistics.median(a for _, a in parts[name]))
+        print("%-22s median %8.1f ms  [%s]; larchd answered after %.1f ms (median)%s" %
               (name, statistics.median(v), " ".join("%.0f" % x for x in v),
-               statistics.median(acks[name])))
+               statistics.median(acks[name]), part))
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[2] == "setup":
         setup(sys.argv[1], int(sys.argv[3]), int(sys.argv[4]))
-    elif len(sys.argv) == 6 and sys.argv[2] == "measure":
-        measure(sys.argv[1], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    elif len(sys.argv) == 7 and sys.argv[2] == "measure":
+        measure(sys.argv[1], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
     else:
         sys.exit(__doc__)

@@ -203,13 +203,6 @@ static const char *pol_ns(const struct world *w, size_t i)
 	return w->pols[w->pol_by_ns[i]].applies.ns;
 }
 
-static int cmp_size(const void *a, const void *b)
-{
-	size_t x = *(const size_t *)a, y = *(const size_t *)b;
-
-	return (x > y) - (x < y);
-}
-
 static int cmp_ns_name(const void *a, const void *b)
 {
 	return strcmp(((const struct policy *)a)->name, ((const struct policy *)b)->name);
@@ -377,11 +370,11 @@ int ep_policies(const struct world *w, struct w_ep *e)
 		lo = hi = 0;
 	if (!(cand = malloc((hi0 - lo0 + hi - lo + 1) * sizeof(*cand))))
 		return -1;
-	for (size_t k = lo0; k < hi0; k++)
-		cand[nc++] = w->pol_by_ns[k];
-	for (size_t k = lo; k < hi; k++)
-		cand[nc++] = w->pol_by_ns[k];
-	qsort(cand, nc, sizeof(*cand), cmp_size);
+	/* both ranges are in document order (pol_by_ns): merged, not sorted */
+	while (lo0 < hi0 || lo < hi)
+		cand[nc++] = lo == hi || (lo0 < hi0 && w->pol_by_ns[lo0] < w->pol_by_ns[lo]) ?
+				     w->pol_by_ns[lo0++] :
+				     w->pol_by_ns[lo++];
 	for (size_t c = 0; c < nc && r == 0; c++) {
 		const struct policy *p = &w->pols[cand[c]];
 
