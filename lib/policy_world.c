@@ -388,6 +388,91 @@ int ep_policies(const struct world *w, struct w_ep *e)
 	return r;
 }
 
+/*
+ * Local endpoints that no selector can tell apart (the same tenant,
+ * segment, namespace, labels and security groups) are selected by the same
+ * policies: ep_policies (a selector match per policy of the namespace) runs
+ * once for each such group, the others copy its lists. Not when a policy
+ * selects an endpoint by its handle (any_handle), nor for labels that are
+ * not all strings.
+ */
+static bool ep_sel_hash(const struct w_ep *e, uint64_t *h)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+	uint64_t lh = 0;
+
+	json_object_foreach(e->labels, k, v) {
+		if (!json_is_string(v))
+			return false;
+		lh ^= hash_mix(hash_str(k), hash_str(json_string_value(v)));
+	}
+	*h = hash_mix(hash_mix(hash_str(e->tenant), hash_str(e->segment)),
+		      hash_mix(e->ns ? hash_str(e->ns) : 1, lh));
+	json_array_foreach(e->sgs, i, v)
+		*h = hash_mix(*h, json_is_string(v) ? hash_str(json_string_value(v)) : 2);
+	return true;
+}
+
+static bool json_same(json_t *a, json_t *b)
+{
+	return (!a || !b) ? a == b : json_equal(a, b);
+}
+
+static bool eq_ep_sel(const void *val, const void *key)
+{
+	const struct w_ep *a = val, *b = key;
+
+	return !strcmp(a->tenant, b->tenant) && !strcmp(a->segment, b->segment) &&
+	       (a->ns && b->ns ? !strcmp(a->ns, b->ns) : a->ns == b->ns) &&
+	       json_same(a->labels, b->labels) && json_same(a->sgs, b->sgs);
+}
+
+static int copy_idx(size_t **dst, size_t *nd, const size_t *src, size_t n)
+{
+	*nd = n;
+	if (!n)
+		return 0;
+	if (!(*dst = malloc(n * sizeof(**dst))))
+		return -1;
+	memcpy(*dst, src, n * sizeof(**dst));
+	return 0;
+}
+
+/* ep_policies for every local endpoint of w, once per group of alike ones */
+static int all_ep_policies(struct world *w)
+{
+	struct hmap seen = HMAP_INIT;
+	bool any_handle = false;
+	int r = 0;
+
+	for (size_t k = 0; k < w->npols && !any_handle; k++)
+		any_handle = w->pols[k].applies.handle != NULL;
+	for (size_t i = 0; i < w->neps && r == 0; i++) {
+		struct w_ep *e = &w->eps[i], *like;
+		uint64_t h;
+		size_t slot;
+
+		if (!e->local)
+			continue;
+		if (any_handle || !ep_sel_hash(e, &h)) {
+			r = ep_policies(w, e);
+			continue;
+		}
+		if ((like = hmap_lookup(&seen, h, eq_ep_sel, e, &slot))) {
+			if (copy_idx(&e->pin, &e->npin, like->pin, like->npin) < 0 ||
+			    copy_idx(&e->pout, &e->npout, like->pout, like->npout) < 0)
+				r = -1;
+			continue;
+		}
+		if ((r = ep_policies(w, e)) == 0 && hmap_insert_at(&seen, slot, h, e) < 0)
+			r = -1;
+	}
+	hmap_release(&seen);
+	return r;
+}
+
 struct world *policy_world(json_t *tenants, json_t *blocks, json_t *hosts, json_t *endpoints,
 			   json_t *policies, json_t *namespaces, const char *host,
 			   void (*ifname)(const char *handle, char out[16]),
@@ -479,9 +564,8 @@ struct world *policy_world(json_t *tenants, json_t *blocks, json_t *hosts, json_
 	qsort_r(w->pol_by_ns, w->npols, sizeof(*w->pol_by_ns), cmp_pol_ns, w);
 	/* which policies select each local endpoint, per direction: those of
 	 * any namespace, then those of the endpoint's, in document order */
-	for (i = 0; i < w->neps; i++)
-		if (w->eps[i].local && ep_policies(w, &w->eps[i]) < 0)
-			goto oom;
+	if (all_ep_policies(w) < 0)
+		goto oom;
 	return w;
 oom:
 	error_set(err, ENOMEM, 500, "internal", "", "", "out of memory");
