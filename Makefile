@@ -168,6 +168,8 @@ bench: deps
 	$(Q)bench/policy.sh 3500 12000 3
 	$(Q)FIREWALL=iptables bench/policy.sh 3500 12000 1
 	$(Q)bench/policy_agent.sh 3500 12000 5
+	$(Q)WORLD_PORTS=distinct bench/policy.sh 3500 12000 3
+	$(Q)WORLD_PORTS=distinct bench/policy_agent.sh 3500 12000 5
 	$(Q)bench/policy_datapath.sh 3 5 200 10000
 	$(Q)FIREWALL=iptables bench/policy_datapath.sh 3 5 200 10000
 

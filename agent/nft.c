@@ -670,6 +670,7 @@ static int build(struct batch *b, const struct nft_rs *old, const struct nft_rs 
 static struct mnl_socket *nft_socket(void)
 {
 	struct mnl_socket *nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+	struct timeval tv = { 60, 0 }; /* the kernel always answers; never wait forever */
 	int one = 1, rcv = 8 << 20;
 
 	if (!nl)
@@ -683,6 +684,7 @@ static struct mnl_socket *nft_socket(void)
 	setsockopt(mnl_socket_get_fd(nl), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
 	if (setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv)) < 0)
 		setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+	setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	return nl;
 }
 
@@ -699,7 +701,7 @@ static pthread_mutex_t nl_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mnl_socket *nl_kept;
 static uint32_t nl_next = 1;
 
-#define SEQ_WINDOW (1u << 22) /* messages in one batch, at most */
+#define SEQ_WINDOW (1u << 22) /* numbers per exchange: more than any batch holds */
 
 static uint32_t seq_window(void)
 {
@@ -731,7 +733,6 @@ static int talk(struct batch *b)
 	struct iovec *iov = calloc((size_t)n + 1, sizeof(*iov));
 	struct sockaddr_nl snl = { .nl_family = AF_NETLINK };
 	struct msghdr mh = { .msg_name = &snl, .msg_namelen = sizeof(snl) };
-	struct timeval tv = { 60, 0 };
 	uint32_t last = b->last->nlmsg_seq, bad_seq = 0;
 	size_t total = 0;
 	char *buf = malloc(1 << 16);
@@ -751,7 +752,6 @@ static int talk(struct batch *b)
 	sz = total + (1 << 16) > (size_t)1 << 30 ? 1 << 30 : (int)(total + (1 << 16));
 	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0)
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	mh.msg_iov = iov;
 	mh.msg_iovlen = (size_t)n;
 	if (sendmsg(fd, &mh, 0) < 0) {

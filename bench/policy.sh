@@ -9,7 +9,7 @@
 # apply of the full ruleset to an empty namespace, and the incremental case
 # (one more local endpoint: compile, then the difference as the agent sends
 # it, and for comparison the whole ruleset again), and the ruleset's size.
-# usage: [FIREWALL=nft|iptables] [AGENT=build/bin/larch-agent] bench/policy.sh [LOCAL=3500] [POLICIES=12000] [ROUNDS=5]
+# usage: [FIREWALL=nft|iptables] [WORLD_PORTS=distinct] [AGENT=build/bin/larch-agent] bench/policy.sh [LOCAL=3500] [POLICIES=12000] [ROUNDS=5]
 set -eu
 cd "$(dirname "$0")/.."
 . tests/netns/lib.sh

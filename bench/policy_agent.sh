@@ -7,7 +7,7 @@
 # time from an API request until the agent has the changed ruleset in force
 # (bench/policy_agent.py), medians of ROUNDS. AGENTS="A B ..." measures
 # several agent binaries one after the other against the same larchd.
-# usage: [FIREWALL=nft|iptables] [AGENTS=...] bench/policy_agent.sh [LOCAL=3500] [POLICIES=12000] [ROUNDS=5]
+# usage: [FIREWALL=nft|iptables] [WORLD_PORTS=distinct] [AGENTS=...] bench/policy_agent.sh [LOCAL=3500] [POLICIES=12000] [ROUNDS=5]
 set -eu
 cd "$(dirname "$0")/.."
 NSP=lxpa
