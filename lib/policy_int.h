@@ -225,9 +225,11 @@ const struct inc_bset *inc_bset_find(const struct policy_inc *inc, const char *t
 int inc_record_local(struct policy_inc *inc, const struct w_ep *e, uint32_t id);
 char *chain_key_of(const struct world *w, char (*pol_name)[24], const struct w_ep *e,
 		   bool ingress);
-/* lib/policy_compile.c: what a selector means, as text (malloc'd; equal
- * keys select the same endpoints), family first */
+/* lib/policy_sel.c: what a selector means, as text (malloc'd; equal
+ * keys select the same endpoints), family first; and as words for people
+ * (malloc'd; NULL when out of memory) */
 char *sel_key(const struct epsel *s, uint8_t family);
+char *sel_describe(const struct epsel *s);
 /* The text of the chain that holds policy k's rules in one direction (its
  * own, or the one endpoint chain group g that uses them), rendered from what
  * inc kept. 0; 1 when a set it needs was not kept; -1 out of memory. */
