@@ -258,7 +258,6 @@ static size_t add_addrs(const struct w_ep *e, struct prefix *v, size_t n)
 }
 
 /* The set of the addresses a selector matches in one family (0: none). */
-/* A label selector for people: "app=web,tier in (a,b),!debug". */
 static unsigned eps_set(struct render *r, struct cache *c, const struct epsel *sel,
 			uint8_t family)
 {

@@ -91,6 +91,7 @@ char *sel_key(const struct epsel *s, uint8_t family)
 	return b.s;
 }
 
+/* A label selector for people: "app=web,tier in (a,b),!debug". */
 static void put_labelsel(FILE *f, const struct labelsel *s)
 {
 	if (!s->n)
