@@ -237,6 +237,18 @@ machine() {
 	echo "# machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -r)"
 }
 
+# No fabric address still tentative: a new link's IPv6 link-local address
+# goes through duplicate address detection (1 s here), and until it is done
+# a host can neither solicit its neighbours on that link nor answer from it
+# (the first IPv6 packets between hosts were lost when a test probed within
+# that second; the fabric stands for links that are long up).
+fabric_settled() {
+	local n
+	for n in rt $HOSTS; do
+		[ -z "$(ns "$n" ip -6 addr show tentative)" ] || return 1
+	done
+}
+
 cluster_up() {
 	cluster_dir
 	larchd_start
@@ -244,6 +256,11 @@ cluster_up() {
 	fabric_up
 	for h in $HOSTS; do agent_start "$h" || return 1; conflist "$h"; done
 	router_routes
+	local end=$((SECONDS + 10))
+	until fabric_settled; do
+		[ $SECONDS -lt $end ] || { echo "# the fabric's IPv6 addresses are still tentative" >&2; return 1; }
+		sleep 0.1
+	done
 }
 
 # probe SRC_HOST SRC_POD DST_IP: 0 when ICMP and TCP both get through
