@@ -428,14 +428,15 @@ static bool peer_match(struct render *r, struct cache *c, const struct peer *p, 
  * written again, since the first accepts every packet the second would.
  * Several policies that select the same endpoints often allow the same
  * peer on the same port; the kernel's cost of a ruleset is mostly per
- * rule. seen_reset at the start of each chain; seen_rule: true when line
- * was written before in this chain, else remembers it.
+ * rule. seen_reset at the start of each chain.
  */
 static void seen_reset(struct render *r)
 {
-	for (size_t i = 0; i < r->seen_n; i++)
-		free(r->seen_v[i]);
-	r->seen_n = 0;
+	char *line;
+	size_t it = 0;
+
+	while ((line = hmap_next(&r->seen, &it)))
+		free(line);
 	hmap_release(&r->seen);
 }
 
@@ -444,42 +445,20 @@ static bool seen_eq(const void *val, const void *key)
 	return !strcmp(val, key);
 }
 
-static bool seen_rule(struct render *r, const char *line)
+/* true when line (malloc'd) was written before in this chain, or cannot be
+ * remembered (r->oom: the rendering fails); else the chain keeps it */
+static bool seen_rule(struct render *r, char *line)
 {
 	uint64_t h = hash_str(line);
 	size_t slot;
-	char *copy;
 
-	if (r->seen_failed)
-		return false;
 	if (hmap_lookup(&r->seen, h, seen_eq, line, &slot))
 		return true;
-	if (r->seen_n == r->seen_cap) {
-		size_t cap = r->seen_cap ? 2 * r->seen_cap : 64;
-		char **v = realloc(r->seen_v, cap * sizeof(*v));
-
-		if (!v) {
-			r->seen_failed = true;
-			return false;
-		}
-		r->seen_v = v;
-		r->seen_cap = cap;
+	if (hmap_insert_at(&r->seen, slot, h, line) < 0) {
+		r->oom = true;
+		return true;
 	}
-	if (!(copy = strdup(line)) || hmap_insert_at(&r->seen, slot, h, copy) < 0) {
-		free(copy);
-		r->seen_failed = true;
-		return false;
-	}
-	r->seen_v[r->seen_n++] = copy;
 	return false;
-}
-
-static void seen_free(struct render *r)
-{
-	seen_reset(r);
-	free(r->seen_v);
-	r->seen_v = NULL;
-	r->seen_cap = 0;
 }
 
 /* iptables: multiport takes at most 15 ports (a range counts two): one
@@ -629,11 +608,11 @@ static void policy_chain(struct render *r, struct cache *c, size_t k, bool ingre
 						 fam == 4 ? "ipv4" : "ipv6");
 				}
 				for (size_t q = 0; q < (np ? np : 1); q++) {
-					char *line = NULL;
+					char *line;
 					int n;
 
-					/* iptables: "4" or "6" first (a family's file each),
-					 * the key only */
+					/* iptables: "4" or "6" first, a family's file
+					 * each (not written) */
 					if (r->ipt)
 						n = asprintf(&line, "%c-A %s-p%zu%c%s%s%s%s %s%s%s",
 							     '0' + fam, r->t, k, ingress ? 'i' : 'o',
@@ -645,24 +624,17 @@ static void policy_chain(struct render *r, struct cache *c, size_t k, bool ingre
 						n = asprintf(&line, "%s%s%s accept", peer,
 							     np ? " " : "", np ? ports[q] : "");
 					if (n < 0) {
-						line = NULL;
-						r->seen_failed = true;
+						r->oom = true;
+						continue;
 					}
-					if (line && seen_rule(r, line)) {
+					if (seen_rule(r, line)) {
 						free(line);
 						continue;
 					}
 					if (r->ipt)
-						fprintf(fam == 4 ? r->f : r->f6,
-							"-A %s-p%zu%c%s%s%s%s %s%s%s\n", r->t, k,
-							ingress ? 'i' : 'o', *peer ? " " : "", peer,
-							np ? " " : "", np ? ports[q] : "",
-							ingress ? "-j ACCEPT" : "-g ",
-							ingress ? "" : r->t, ingress ? "" : "-eok");
+						fprintf(fam == 4 ? r->f : r->f6, "%s\n", line + 1);
 					else
-						fprintf(r->f, "\t\t%s%s%s accept%s\n", peer,
-							np ? " " : "", np ? ports[q] : "", tail);
-					free(line);
+						fprintf(r->f, "\t\t%s%s\n", line, tail);
 				}
 			}
 		}
@@ -1273,6 +1245,8 @@ static char *render(const struct world *w, const char *table, bool ipt, struct p
 		goto done;
 	}
 	r.f = r.sets = r.f6 = NULL;
+	if (r.oom)
+		goto done;
 	if (ipt) {
 		char *h4 = hoist_chains(body), *h6 = hoist_chains(body6);
 
@@ -1329,7 +1303,7 @@ done:
 			free(name);
 		hmap_release(&r.names);
 	}
-	seen_free(&r);
+	seen_reset(&r);
 	{
 		struct peerset *ps;
 		size_t it = 0;
@@ -1406,6 +1380,8 @@ int inc_render_chain(struct policy_inc *inc, size_t k, bool ingress,
 		goto out;
 	}
 	r.f = r.sets = NULL;
+	if (r.oom)
+		goto out;
 	/* a set declared would be one the kept state does not have */
 	ret = r.unknown || dlen ? 1 : 0;
 out:
@@ -1418,7 +1394,7 @@ out:
 	free(c.v);
 	hmap_release(&c.peers);
 	hmap_release(&r.names);
-	seen_free(&r);
+	seen_reset(&r);
 	if (ret != 0) {
 		free(*text);
 		*text = NULL;

@@ -88,9 +88,7 @@ struct render {
 	bool unknown;
 	/* the policy rules written so far in the chain being written (seen_rule) */
 	struct hmap seen;
-	char **seen_v;
-	size_t seen_n, seen_cap;
-	bool seen_failed; /* out of memory: rules are written, repeats too */
+	bool oom; /* a rule could not be written: the rendering fails */
 };
 
 /* iptables: a set's name; generation 0 here, the agent renumbers it when it

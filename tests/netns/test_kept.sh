@@ -198,10 +198,11 @@ for FW in $fws; do
 	  "metadata": {"name": "web-too", "namespace": "shop"}, "spec": {"podSelector": {"matchLabels": {"app": "web"}},
 	  "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "db"}}}], "ports": [{"protocol": "TCP", "port": 8081}]}]}}'
 	same "a NetworkPolicy that repeats another's rule"
+	# the kernel's port-8081 rules under policy $1's name
+	on_8081() { ns h11 nft list ruleset | grep -c "tcp dport 8081 accept comment \"NetworkPolicy/shop/$1\""; }
 	if [ "$FW" = nft ]; then
 		check "$FW: the repeated rule is in the kernel once" \
-			test "$(ns h11 nft list ruleset | grep -c 'tcp dport 8081 accept comment "NetworkPolicy/shop/web"')" -ge 1 -a \
-			"$(ns h11 nft list ruleset | grep -c 'tcp dport 8081 accept comment "NetworkPolicy/shop/web-too"')" = 0
+			test "$(on_8081 web)" -ge 1 -a "$(on_8081 web-too)" = 0
 	fi
 	api POST /v1/policies '{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
 	  "metadata": {"name": "web", "namespace": "shop"}, "spec": {"podSelector": {"matchLabels": {"app": "web"}},
@@ -209,8 +210,7 @@ for FW in $fws; do
 	same "... the first one's port changed: the repeat is written"
 	if [ "$FW" = nft ]; then
 		check "$FW: ... under the second one's name" \
-			test "$(ns h11 nft list ruleset | grep -c 'tcp dport 8081 accept comment "NetworkPolicy/shop/web-too"')" -ge 1 -a \
-			"$(ns h11 nft list ruleset | grep -c 'tcp dport 8081 accept comment "NetworkPolicy/shop/web"')" = 0
+			test "$(on_8081 web-too)" -ge 1 -a "$(on_8081 web)" = 0
 	fi
 	api DELETE /v1/policies/NetworkPolicy/shop/web-too
 	same "... and the second one deleted"
