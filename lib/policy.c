@@ -263,6 +263,7 @@ static void epsel_release(struct epsel *s)
 	free(s->ns);
 	free(s->sg);
 	free(s->handle);
+	free(s->key);
 	labelsel_release(&s->pods);
 	labelsel_release(&s->nss);
 	memset(s, 0, sizeof(*s));
@@ -948,6 +949,8 @@ int policy_parse(json_t *doc, struct policy *p, struct error *err)
 	} else {
 		r = bad(err, "kind", kind, "must be Policy, NetworkPolicy, SecurityGroup or Namespace");
 	}
+	if (r >= 0 && sel_keys_keep(p) < 0)
+		r = oom(err);
 	if (r < 0)
 		policy_release(p);
 	return r;

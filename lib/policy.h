@@ -55,6 +55,8 @@ struct epsel {
 	struct labelsel nss;
 	char *sg;                 /* member of this security group */
 	char *handle;             /* exactly this endpoint */
+	char *key;                /* sel_key without the family, kept by
+				   * policy_parse (NULL: computed each time) */
 };
 
 enum peer_type { PEER_EPS, PEER_CIDR, PEER_TENANT, PEER_SEGMENT, PEER_HOSTS };
@@ -94,6 +96,8 @@ struct policy {
 	json_t *labels;
 };
 
+/* policy_parse: each selector of p keeps its key (epsel.key); -1 out of memory */
+int sel_keys_keep(struct policy *p);
 /* Decode any of the four kinds strictly; the error names the field. */
 int policy_parse(json_t *doc, struct policy *p, struct error *err);
 /* The same for a new document (a request): label keys and values must

@@ -257,6 +257,65 @@ static size_t add_addrs(const struct w_ep *e, struct prefix *v, size_t n)
 	return n;
 }
 
+static bool eq_nsmatch(const void *val, const void *key)
+{
+	return !strcmp(((const struct nsmatch *)val)->key, key);
+}
+
+/* The namespaces whose labels s matches, found once per rendering: peers
+ * of many policies share a namespace selector (team=a) with different pod
+ * selectors. NULL: out of memory. */
+static const struct nsmatch *ns_matches(const struct world *w, struct cache *c,
+					const struct labelsel *s)
+{
+	char *key = labelsel_key(s);
+	struct nsmatch *m;
+
+	if (!key)
+		return NULL;
+	if ((m = hmap_find(&c->nss, hash_str(key), eq_nsmatch, key))) {
+		free(key);
+		return m;
+	}
+	if (!(m = calloc(1, sizeof(*m))) || !(m->idx = malloc((w->nnsl + 1) * sizeof(*m->idx)))) {
+		free(m);
+		free(key);
+		return NULL;
+	}
+	m->key = key;
+	for (size_t i = 0; i < w->nnsl; i++)
+		if (wns_match(s, &w->nsl[i]))
+			m->idx[m->n++] = i;
+	if (hmap_insert(&c->nss, hash_str(key), m) < 0) {
+		free(m->idx);
+		free(m);
+		free(key);
+		return NULL;
+	}
+	return m;
+}
+
+static void cache_release(struct cache *c)
+{
+	struct peerset *ps;
+	struct nsmatch *m;
+	size_t it = 0;
+
+	while ((ps = hmap_next(&c->peers, &it))) {
+		free(ps->key);
+		free(ps);
+	}
+	hmap_release(&c->peers);
+	it = 0;
+	while ((m = hmap_next(&c->nss, &it))) {
+		free(m->key);
+		free(m->idx);
+		free(m);
+	}
+	hmap_release(&c->nss);
+	free(c->v);
+}
+
 /* The set of the addresses a selector matches in one family (0: none). */
 static unsigned eps_set(struct render *r, struct cache *c, const struct epsel *sel,
 			uint8_t family)
@@ -299,12 +358,19 @@ static unsigned eps_set(struct render *r, struct cache *c, const struct epsel *s
 			if (sel_match(w, sel, w->by_ns[i]))
 				n = add_addrs(w->by_ns[i], v, n);
 	} else if (sel->has_nss) {
-		/* namespace by namespace: test its labels once */
-		for (size_t i = 0; i < w->neps; i = hi) {
-			ns_range(w, w->neps, ep_ns, w->by_ns[i]->ns, &lo, &hi);
-			if (!w->by_ns[i]->ns || !ns_match(w, &sel->nss, w->by_ns[i]->ns))
-				continue;
-			for (size_t j = lo; j < hi; j++)
+		/* the namespaces the selector's namespace labels match */
+		const struct nsmatch *m = ns_matches(w, c, &sel->nss);
+
+		if (!m) {
+			free(v);
+			free(key);
+			r->inc_failed = true;
+			return 0;
+		}
+		for (size_t i = 0; i < m->n; i++) {
+			const struct w_ns *ns = &w->nsl[m->idx[i]];
+
+			for (size_t j = ns->lo; j < ns->hi; j++)
 				if (sel_match(w, sel, w->by_ns[j]))
 					n = add_addrs(w->by_ns[j], v, n);
 		}
@@ -1282,7 +1348,6 @@ done:
 	free(used);
 	if (inc && out && !r.inc_failed && keep_sets(&r, &c) < 0)
 		r.inc_failed = true;
-	free(c.v);
 	free(r.set_name);
 	if (inc && out && !r.inc_failed) {
 		inc->pol_name = r.pol_name; /* the chains' names of the policies, kept */
@@ -1304,16 +1369,7 @@ done:
 		hmap_release(&r.names);
 	}
 	seen_reset(&r);
-	{
-		struct peerset *ps;
-		size_t it = 0;
-
-		while ((ps = hmap_next(&c.peers, &it))) {
-			free(ps->key);
-			free(ps);
-		}
-		hmap_release(&c.peers);
-	}
+	cache_release(&c);
 	return out;
 }
 
@@ -1391,8 +1447,7 @@ out:
 		fclose(r.sets);
 	free(decl);
 	free(r.set_name);
-	free(c.v);
-	hmap_release(&c.peers);
+	cache_release(&c);
 	hmap_release(&r.names);
 	seen_reset(&r);
 	if (ret != 0) {

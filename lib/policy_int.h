@@ -16,8 +16,11 @@
 #include "hmap.h"
 #include "policy.h"
 
+struct w_ns;
+
 struct w_ep {
 	const char *handle, *tenant, *segment, *ns, *host;
+	const struct w_ns *wns; /* its namespace in the world's index (or NULL) */
 	json_t *labels, *sgs;
 	struct prefix a[2];
 	size_t na;
@@ -26,6 +29,14 @@ struct w_ep {
 	/* local endpoints: the policies that select it, per direction */
 	size_t *pin, *pout;
 	size_t npin, npout;
+};
+
+/* A namespace that has endpoints: its range of the world's by_ns and the
+ * labels of its document (NULL: none; ns_match). */
+struct w_ns {
+	const char *name;
+	json_t *labels;
+	size_t lo, hi;
 };
 
 struct w_block {
@@ -59,6 +70,8 @@ struct world {
 	 * namespace they apply in (NULL first) */
 	struct w_ep **by_ns;
 	size_t *pol_by_ns;
+	struct w_ns *nsl;          /* the namespaces of by_ns, in its order */
+	size_t nnsl;
 };
 
 struct policy_inc;
@@ -107,12 +120,20 @@ struct peerset {
 	unsigned set;
 };
 
+/* The namespaces (indexes into the world's nsl) a namespace selector
+ * matches (eps_set). */
+struct nsmatch {
+	char *key;
+	size_t *idx, n;
+};
+
 struct cache {
 	struct blockset *v;
 	size_t n;
 	unsigned hosts[2];
 	bool hosts_done;
-	struct hmap peers;
+	struct hmap peers;  /* struct peerset */
+	struct hmap nss;    /* struct nsmatch */
 };
 
 /* lib/policy_world.c: selector matching and the namespace index */
@@ -120,6 +141,7 @@ bool ep_parse(json_t *o, const char *host, void (*ifname)(const char *handle, ch
 	      struct w_ep *e);
 int ep_policies(const struct world *w, struct w_ep *e);
 bool ns_match(const struct world *w, const struct labelsel *s, const char *ns);
+bool wns_match(const struct labelsel *s, const struct w_ns *ns);
 bool sel_match(const struct world *w, const struct epsel *s, const struct w_ep *e);
 /* [*lo, *hi): the entries 0..n-1, sorted by namespace, in namespace ns */
 void ns_range(const struct world *w, size_t n, const char *(*ns_at)(const struct world *, size_t),
@@ -227,6 +249,7 @@ char *chain_key_of(const struct world *w, char (*pol_name)[24], const struct w_e
  * keys select the same endpoints), family first; and as words for people
  * (malloc'd; NULL when out of memory) */
 char *sel_key(const struct epsel *s, uint8_t family);
+char *labelsel_key(const struct labelsel *s); /* the same for a label selector */
 char *sel_describe(const struct epsel *s);
 /* The text of the chain that holds policy k's rules in one direction (its
  * own, or the one endpoint chain group g that uses them), rendered from what

@@ -67,13 +67,13 @@ static void key_sel(struct kbuf *b, const struct labelsel *s)
 	}
 }
 
-/* What a selector means, as text: equal keys select the same endpoints. */
-char *sel_key(const struct epsel *s, uint8_t family)
+/* What a selector means, as text, the family aside (malloc'd; NULL: out of
+ * memory). */
+static char *sel_key_base(const struct epsel *s)
 {
 	const char *const parts[] = { s->tenant, s->segment, s->ns, s->handle, s->sg };
 	struct kbuf b = {0};
 
-	kb_uint(&b, family);
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
 		kb_put(&b, "|");
 		kb_put(&b, parts[i] ?: "");
@@ -89,6 +89,63 @@ char *sel_key(const struct epsel *s, uint8_t family)
 		return NULL;
 	}
 	return b.s;
+}
+
+/* What a selector means, as text: equal keys select the same endpoints.
+ * The compiler asks for it once per peer and rule; a parsed policy keeps
+ * the part after the family (sel_keys_keep). */
+char *sel_key(const struct epsel *s, uint8_t family)
+{
+	char *base = s->key ? s->key : sel_key_base(s), *k;
+	size_t n;
+
+	if (!base)
+		return NULL;
+	n = strlen(base);
+	if ((k = malloc(n + 4))) {
+		int l = snprintf(k, 4, "%u", family);
+
+		memcpy(k + l, base, n + 1);
+	}
+	if (base != s->key)
+		free(base);
+	return k;
+}
+
+char *labelsel_key(const struct labelsel *s)
+{
+	struct kbuf b = {0};
+
+	kb_put(&b, "");
+	key_sel(&b, s);
+	if (b.oom) {
+		free(b.s);
+		return NULL;
+	}
+	return b.s;
+}
+
+static int keep_key(struct epsel *s)
+{
+	free(s->key);
+	return (s->key = sel_key_base(s)) ? 0 : -1;
+}
+
+static int keep_keys(struct rule *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < v[i].npeers; j++)
+			if (v[i].peers[j].type == PEER_EPS && keep_key(&v[i].peers[j].sel) < 0)
+				return -1;
+	return 0;
+}
+
+int sel_keys_keep(struct policy *p)
+{
+	if (keep_key(&p->applies) < 0 || keep_keys(p->in, p->nin) < 0 ||
+	    keep_keys(p->out, p->nout) < 0)
+		return -1;
+	return 0;
 }
 
 /* A label selector for people: "app=web,tier in (a,b),!debug". */

@@ -42,6 +42,7 @@ void policy_world_free(struct world *w)
 	for (size_t i = 0; i < w->nnss && !w->cached; i++)
 		policy_release(&w->nss[i]);
 	free(w->by_ns);
+	free(w->nsl);
 	free(w->pol_by_ns);
 	free(w->eps);
 	free(w->blocks);
@@ -120,6 +121,11 @@ bool ns_match(const struct world *w, const struct labelsel *s, const char *ns)
 	return labels_match(s, d ? d->labels : NULL, ns);
 }
 
+bool wns_match(const struct labelsel *s, const struct w_ns *ns)
+{
+	return labels_match(s, ns->labels, ns->name);
+}
+
 bool sel_match(const struct world *w, const struct epsel *s, const struct w_ep *e)
 {
 	if (s->tenant && strcmp(s->tenant, e->tenant))
@@ -132,7 +138,8 @@ bool sel_match(const struct world *w, const struct epsel *s, const struct w_ep *
 		return false;
 	if (s->has_pods && !labels_match(&s->pods, e->labels, NULL))
 		return false;
-	if (s->has_nss && (!e->ns || !ns_match(w, &s->nss, e->ns)))
+	if (s->has_nss && (!e->ns || !(e->wns ? wns_match(&s->nss, e->wns) :
+					      ns_match(w, &s->nss, e->ns))))
 		return false;
 	if (s->sg) {
 		size_t i;
@@ -191,6 +198,33 @@ void ns_range(const struct world *w, size_t n, const char *(*ns_at)(const struct
 		}
 		*(upper ? hi : lo) = a;
 	}
+}
+
+/* w->nsl: the namespaces of the endpoints in by_ns order, each with its
+ * range and its document's labels, found once (not per selector and
+ * endpoint); each endpoint points at its own. */
+static int ns_index(struct world *w)
+{
+	size_t n = 0;
+
+	if (!(w->nsl = calloc(w->neps + 1, sizeof(*w->nsl))))
+		return -1;
+	for (size_t i = 0, j; i < w->neps; i = j) {
+		const char *ns = w->by_ns[i]->ns;
+		const struct policy *d;
+
+		for (j = i + 1; j < w->neps && !nscmp(w->by_ns[j]->ns, ns); j++)
+			;
+		if (!ns)
+			continue;
+		d = bsearch(ns, w->nss, w->nnss, sizeof(*w->nss), cmp_ns_doc);
+		w->nsl[n] = (struct w_ns){ ns, d ? d->labels : NULL, i, j };
+		for (size_t k = i; k < j; k++)
+			w->by_ns[k]->wns = &w->nsl[n];
+		n++;
+	}
+	w->nnsl = n;
+	return 0;
 }
 
 const char *ep_ns(const struct world *w, size_t i)
@@ -559,6 +593,8 @@ struct world *policy_world(json_t *tenants, json_t *blocks, json_t *hosts, json_
 	for (i = 0; i < w->neps; i++)
 		w->by_ns[i] = &w->eps[i];
 	qsort(w->by_ns, w->neps, sizeof(*w->by_ns), cmp_ep_ns);
+	if (ns_index(w) < 0)
+		goto oom;
 	for (i = 0; i < w->npols; i++)
 		w->pol_by_ns[i] = i;
 	qsort_r(w->pol_by_ns, w->npols, sizeof(*w->pol_by_ns), cmp_pol_ns, w);
