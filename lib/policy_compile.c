@@ -316,15 +316,47 @@ static void cache_release(struct cache *c)
 	free(c->v);
 }
 
+/* A label every endpoint sel matches has, with one of a few values, when
+ * fewer endpoints have one of them than *scan (then *scan is that many):
+ * those endpoints are the candidates. A key has one value per endpoint, so
+ * the values' lists do not overlap. */
+static const struct sel_expr *label_candidates(const struct world *w, const struct epsel *sel,
+					       size_t *scan)
+{
+	const struct sel_expr *best = NULL;
+
+	for (size_t i = 0; sel->has_pods && i < sel->pods.n; i++) {
+		const struct sel_expr *e = &sel->pods.e[i];
+		size_t n = 0;
+
+		if (e->op != SEL_IN)
+			continue;
+		for (size_t j = 0; j < e->nvalues && n < *scan; j++) {
+			const struct w_label *l = label_eps(w, e->key, e->values[j]);
+			size_t lo = 0, hi = l ? l->n : 0;
+
+			if (sel->ns)
+				label_range(w, l, sel->ns, &lo, &hi);
+			n += hi - lo;
+		}
+		if (n < *scan) {
+			*scan = n;
+			best = e;
+		}
+	}
+	return best;
+}
+
 /* The set of the addresses a selector matches in one family (0: none). */
 static unsigned eps_set(struct render *r, struct cache *c, const struct epsel *sel,
 			uint8_t family)
 {
 	const struct world *w = r->w;
 	char *key = sel_key(sel, family);
+	const struct sel_expr *by;
 	struct peerset *ps;
 	struct prefix *v;
-	size_t n = 0, lo, hi;
+	size_t n = 0, lo, hi, scan;
 	unsigned set;
 
 	if (!key) {
@@ -343,16 +375,31 @@ static unsigned eps_set(struct render *r, struct cache *c, const struct epsel *s
 		free(key);
 		return ps->set;
 	}
-	/* room for two addresses per candidate (written before they are read:
-	 * no zeroing; most selectors are a namespace's, a few dozen endpoints) */
+	/* the candidates: one namespace's endpoints, or those with one of the
+	 * values a label must have, whichever are fewer */
 	if (sel->ns)
 		ns_range(w, w->neps, ep_ns, sel->ns, &lo, &hi);
-	if (!(v = malloc((2 * (sel->ns ? hi - lo : w->neps) + 1) * sizeof(*v)))) {
+	scan = sel->ns ? hi - lo : w->neps;
+	by = label_candidates(w, sel, &scan);
+	/* room for two addresses per candidate (written before they are read:
+	 * no zeroing; most selectors are a namespace's, a few dozen endpoints) */
+	if (!(v = malloc((2 * scan + 1) * sizeof(*v)))) {
 		free(key);
 		r->inc_failed = true;
 		return 0;
 	}
-	if (sel->ns) {
+	if (by) {
+		for (size_t i = 0; i < by->nvalues; i++) {
+			const struct w_label *l = label_eps(w, by->key, by->values[i]);
+			size_t a = 0, b = l ? l->n : 0;
+
+			if (sel->ns)
+				label_range(w, l, sel->ns, &a, &b);
+			for (size_t j = a; j < b; j++)
+				if (sel_match(w, sel, l->eps[j]))
+					n = add_addrs(l->eps[j], v, n);
+		}
+	} else if (sel->ns) {
 		/* one namespace: its range of the index */
 		for (size_t i = lo; i < hi; i++)
 			if (sel_match(w, sel, w->by_ns[i]))

@@ -72,6 +72,15 @@ struct world {
 	size_t *pol_by_ns;
 	struct w_ns *nsl;          /* the namespaces of by_ns, in its order */
 	size_t nnsl;
+	struct hmap lbl;           /* label key and value -> struct w_label */
+};
+
+/* The endpoints that carry one label (key and value): what a pod selector
+ * with that label can match, fewer than a namespace's or all. */
+struct w_label {
+	char *kv;                  /* key, '\n', value */
+	struct w_ep **eps;
+	size_t n, cap;
 };
 
 struct policy_inc;
@@ -142,6 +151,11 @@ bool ep_parse(json_t *o, const char *host, void (*ifname)(const char *handle, ch
 int ep_policies(const struct world *w, struct w_ep *e);
 bool ns_match(const struct world *w, const struct labelsel *s, const char *ns);
 bool wns_match(const struct labelsel *s, const struct w_ns *ns);
+/* the endpoints with label key=value (NULL: none) */
+const struct w_label *label_eps(const struct world *w, const char *key, const char *value);
+/* [*lo, *hi) of l's endpoints: those in namespace ns */
+void label_range(const struct world *w, const struct w_label *l, const char *ns, size_t *lo,
+		 size_t *hi);
 bool sel_match(const struct world *w, const struct epsel *s, const struct w_ep *e);
 /* [*lo, *hi): the entries 0..n-1, sorted by namespace, in namespace ns */
 void ns_range(const struct world *w, size_t n, const char *(*ns_at)(const struct world *, size_t),

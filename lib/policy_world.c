@@ -43,6 +43,17 @@ void policy_world_free(struct world *w)
 		policy_release(&w->nss[i]);
 	free(w->by_ns);
 	free(w->nsl);
+	{
+		struct w_label *l;
+		size_t it = 0;
+
+		while ((l = hmap_next(&w->lbl, &it))) {
+			free(l->kv);
+			free(l->eps);
+			free(l);
+		}
+		hmap_release(&w->lbl);
+	}
 	free(w->pol_by_ns);
 	free(w->eps);
 	free(w->blocks);
@@ -225,6 +236,110 @@ static int ns_index(struct world *w)
 	}
 	w->nnsl = n;
 	return 0;
+}
+
+static bool eq_label(const void *val, const void *key)
+{
+	return !strcmp(((const struct w_label *)val)->kv, key);
+}
+
+/* "key\nvalue" into buf (or malloc'd when longer: *heap); NULL: out of memory */
+static char *label_kv(const char *key, const char *value, char *buf, size_t len, char **heap)
+{
+	*heap = NULL;
+	if ((size_t)snprintf(buf, len, "%s\n%s", key, value) < len)
+		return buf;
+	return asprintf(heap, "%s\n%s", key, value) < 0 ? NULL : *heap;
+}
+
+const struct w_label *label_eps(const struct world *w, const char *key, const char *value)
+{
+	char buf[256], *heap, *kv = label_kv(key, value, buf, sizeof(buf), &heap);
+	const struct w_label *l = kv ? hmap_find(&w->lbl, hash_str(kv), eq_label, kv) : NULL;
+
+	free(heap);
+	return l;
+}
+
+/* w->lbl: for each label (key and value), the endpoints that carry it, in
+ * by_ns order (by namespace: label_range) */
+static int label_index(struct world *w)
+{
+	for (size_t i = 0; i < w->neps; i++) {
+		struct w_ep *e = w->by_ns[i];
+		const char *k;
+		json_t *v;
+
+		json_object_foreach(e->labels, k, v) {
+			char buf[256], *heap, *kv;
+			struct w_label *l;
+			uint64_t h;
+			size_t slot;
+
+			if (!json_is_string(v))
+				continue;
+			if (!(kv = label_kv(k, json_string_value(v), buf, sizeof(buf), &heap)))
+				return -1;
+			h = hash_str(kv);
+			if (!(l = hmap_lookup(&w->lbl, h, eq_label, kv, &slot))) {
+				if (!(l = calloc(1, sizeof(*l))) || !(l->kv = strdup(kv)) ||
+				    hmap_insert_at(&w->lbl, slot, h, l) < 0) {
+					if (l)
+						free(l->kv);
+					free(l);
+					free(heap);
+					return -1;
+				}
+			}
+			free(heap);
+			if (l->n == l->cap) {
+				size_t cap = l->cap ? 2 * l->cap : 8;
+				struct w_ep **t = realloc(l->eps, cap * sizeof(*t));
+
+				if (!t)
+					return -1;
+				l->eps = t;
+				l->cap = cap;
+			}
+			l->eps[l->n++] = e;
+		}
+	}
+	return 0;
+}
+
+/* an endpoint's place in the namespace order: 0 for none, else 1 + the
+ * index of its namespace in w->nsl */
+static size_t ns_rank(const struct world *w, const struct w_ep *e)
+{
+	return e->wns ? (size_t)(e->wns - w->nsl) + 1 : 0;
+}
+
+void label_range(const struct world *w, const struct w_label *l, const char *ns, size_t *lo,
+		 size_t *hi)
+{
+	size_t a = 0, b = 0, rank;
+
+	*lo = *hi = 0;
+	if (!l || !ns)
+		return;
+	/* the namespace's rank: any of its endpoints tells */
+	ns_range(w, w->neps, ep_ns, ns, &a, &b);
+	if (a == b)
+		return;
+	rank = ns_rank(w, w->by_ns[a]);
+	for (int upper = 0; upper < 2; upper++) {
+		size_t x = upper ? *lo : 0, y = l->n;
+
+		while (x < y) {
+			size_t m = (x + y) / 2, r = ns_rank(w, l->eps[m]);
+
+			if (r < rank || (upper && r == rank))
+				x = m + 1;
+			else
+				y = m;
+		}
+		*(upper ? hi : lo) = x;
+	}
 }
 
 const char *ep_ns(const struct world *w, size_t i)
@@ -593,7 +708,7 @@ struct world *policy_world(json_t *tenants, json_t *blocks, json_t *hosts, json_
 	for (i = 0; i < w->neps; i++)
 		w->by_ns[i] = &w->eps[i];
 	qsort(w->by_ns, w->neps, sizeof(*w->by_ns), cmp_ep_ns);
-	if (ns_index(w) < 0)
+	if (ns_index(w) < 0 || label_index(w) < 0)
 		goto oom;
 	for (i = 0; i < w->npols; i++)
 		w->pol_by_ns[i] = i;
