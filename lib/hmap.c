@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "hmap.h"
 
@@ -29,6 +30,21 @@ uint64_t hash_str(const char *s)
 		h *= 0x100000001b3ULL;
 	}
 	return hash_mix(h, 0);
+}
+
+uint64_t hash_key(const char *s)
+{
+	size_t n = strlen(s);
+	uint64_t h = 0x9e3779b97f4a7c15ULL ^ n, w;
+
+	for (; n >= 8; n -= 8, s += 8) {
+		memcpy(&w, s, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdULL;
+		h ^= h >> 32;
+	}
+	w = 0;
+	memcpy(&w, s, n);
+	return hash_mix(h, w);
 }
 
 uint64_t hash_u128(unsigned __int128 v)

@@ -32,6 +32,10 @@ typedef bool (*hmap_eq_fn)(const void *val, const void *key);
 #define HMAP_INIT { NULL, 0, 0, 0 }
 
 uint64_t hash_str(const char *s);
+/* The same purpose, eight bytes at a time, for keys that live in memory
+ * only: hash_str's values name chains and sets (stable_name) and must not
+ * change, this one's may. */
+uint64_t hash_key(const char *s);
 uint64_t hash_u128(unsigned __int128 v);
 uint64_t hash_mix(uint64_t a, uint64_t b);
 

@@ -116,9 +116,9 @@ static int stable_name(struct render *r, char kind, const char *key, char out[24
 	char *copy;
 
 	snprintf(out, 24, "%c%016llx", kind, (unsigned long long)h);
-	for (unsigned i = 2; hmap_find(&r->names, hash_str(out), eq_name24, out); i++)
+	for (unsigned i = 2; hmap_find(&r->names, hash_key(out), eq_name24, out); i++)
 		snprintf(out, 24, "%c%016llx_%u", kind, (unsigned long long)h, i);
-	if (!(copy = strdup(out)) || hmap_insert(&r->names, hash_str(copy), copy) < 0) {
+	if (!(copy = strdup(out)) || hmap_insert(&r->names, hash_key(copy), copy) < 0) {
 		free(copy);
 		return -1;
 	}
@@ -273,7 +273,7 @@ static const struct nsmatch *ns_matches(const struct world *w, struct cache *c,
 
 	if (!key)
 		return NULL;
-	if ((m = hmap_find(&c->nss, hash_str(key), eq_nsmatch, key))) {
+	if ((m = hmap_find(&c->nss, hash_key(key), eq_nsmatch, key))) {
 		free(key);
 		return m;
 	}
@@ -286,7 +286,7 @@ static const struct nsmatch *ns_matches(const struct world *w, struct cache *c,
 	for (size_t i = 0; i < w->nnsl; i++)
 		if (wns_match(s, &w->nsl[i]))
 			m->idx[m->n++] = i;
-	if (hmap_insert(&c->nss, hash_str(key), m) < 0) {
+	if (hmap_insert(&c->nss, hash_key(key), m) < 0) {
 		free(m->idx);
 		free(m);
 		free(key);
@@ -371,7 +371,7 @@ static unsigned eps_set(struct render *r, struct cache *c, const struct epsel *s
 		r->unknown |= !name;
 		return name ? look_set(r, name) : 0;
 	}
-	if ((ps = hmap_find(&c->peers, hash_str(key), eq_peerset, key))) {
+	if ((ps = hmap_find(&c->peers, hash_key(key), eq_peerset, key))) {
 		free(key);
 		return ps->set;
 	}
@@ -442,7 +442,7 @@ static unsigned eps_set(struct render *r, struct cache *c, const struct epsel *s
 	}
 	free(v);
 	ps = malloc(sizeof(*ps));
-	if (!ps || hmap_insert(&c->peers, hash_str(key), ps) < 0) {
+	if (!ps || hmap_insert(&c->peers, hash_key(key), ps) < 0) {
 		free(ps);
 		free(key);
 		return set;
@@ -562,7 +562,7 @@ static bool seen_eq(const void *val, const void *key)
  * remembered (r->oom: the rendering fails); else the chain keeps it */
 static bool seen_rule(struct render *r, char *line)
 {
-	uint64_t h = hash_str(line);
+	uint64_t h = hash_key(line);
 	size_t slot;
 
 	if (hmap_lookup(&r->seen, h, seen_eq, line, &slot))
@@ -864,7 +864,7 @@ static int group_eps(struct render *rd, bool ingress, struct groups *g)
 		if (!(keys[i] = chain_key(rd, &w->eps[i], ingress)))
 			goto out;
 		nl++;
-		for (h = hash_str(keys[i]) & (cap - 1); slot[h] != SIZE_MAX; h = (h + 1) & (cap - 1))
+		for (h = hash_key(keys[i]) & (cap - 1); slot[h] != SIZE_MAX; h = (h + 1) & (cap - 1))
 			if (!strcmp(g->key[slot[h]], keys[i]))
 				break;
 		if (slot[h] == SIZE_MAX) {

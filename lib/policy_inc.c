@@ -127,7 +127,7 @@ int inc_record_group(struct policy_inc *inc, bool ingress, char *key, const char
 	size_t n = ingress ? first->npin : first->npout;
 
 	if (!g || !(g->pols = malloc((n + 1) * sizeof(*g->pols))) ||
-	    hmap_insert(&inc->groups[ingress], hash_str(key), g) < 0) {
+	    hmap_insert(&inc->groups[ingress], hash_key(key), g) < 0) {
 		if (g)
 			free(g->pols);
 		free(g);
@@ -152,14 +152,14 @@ static bool eq_set_key(const void *val, const void *key)
 int inc_index_sets(struct policy_inc *inc)
 {
 	for (size_t i = 0; i < inc->nsets; i++)
-		if (hmap_insert(&inc->set_by, hash_str(inc->sets[i].key), &inc->sets[i]) < 0)
+		if (hmap_insert(&inc->set_by, hash_key(inc->sets[i].key), &inc->sets[i]) < 0)
 			return -1;
 	return 0;
 }
 
 const char *inc_set_name(struct policy_inc *inc, const char *key)
 {
-	const struct inc_set *s = hmap_find(&inc->set_by, hash_str(key), eq_set_key, key);
+	const struct inc_set *s = hmap_find(&inc->set_by, hash_key(key), eq_set_key, key);
 
 	return s ? s->name : NULL;
 }
@@ -422,7 +422,7 @@ static struct inc_class *class_for(struct policy_inc *inc, struct w_ep *e, int *
 			*r = -1;
 			goto out;
 		}
-		g[d] = hmap_find(&inc->groups[d], hash_str(key), eq_group, key);
+		g[d] = hmap_find(&inc->groups[d], hash_key(key), eq_group, key);
 		free(key);
 		if (!g[d])
 			goto out;

@@ -255,7 +255,7 @@ static char *label_kv(const char *key, const char *value, char *buf, size_t len,
 const struct w_label *label_eps(const struct world *w, const char *key, const char *value)
 {
 	char buf[256], *heap, *kv = label_kv(key, value, buf, sizeof(buf), &heap);
-	const struct w_label *l = kv ? hmap_find(&w->lbl, hash_str(kv), eq_label, kv) : NULL;
+	const struct w_label *l = kv ? hmap_find(&w->lbl, hash_key(kv), eq_label, kv) : NULL;
 
 	free(heap);
 	return l;
@@ -280,7 +280,7 @@ static int label_index(struct world *w)
 				continue;
 			if (!(kv = label_kv(k, json_string_value(v), buf, sizeof(buf), &heap)))
 				return -1;
-			h = hash_str(kv);
+			h = hash_key(kv);
 			if (!(l = hmap_lookup(&w->lbl, h, eq_label, kv, &slot))) {
 				if (!(l = calloc(1, sizeof(*l))) || !(l->kv = strdup(kv)) ||
 				    hmap_insert_at(&w->lbl, slot, h, l) < 0) {
@@ -555,12 +555,12 @@ static bool ep_sel_hash(const struct w_ep *e, uint64_t *h)
 	json_object_foreach(e->labels, k, v) {
 		if (!json_is_string(v))
 			return false;
-		lh ^= hash_mix(hash_str(k), hash_str(json_string_value(v)));
+		lh ^= hash_mix(hash_key(k), hash_key(json_string_value(v)));
 	}
-	*h = hash_mix(hash_mix(hash_str(e->tenant), hash_str(e->segment)),
-		      hash_mix(e->ns ? hash_str(e->ns) : 1, lh));
+	*h = hash_mix(hash_mix(hash_key(e->tenant), hash_key(e->segment)),
+		      hash_mix(e->ns ? hash_key(e->ns) : 1, lh));
 	json_array_foreach(e->sgs, i, v)
-		*h = hash_mix(*h, json_is_string(v) ? hash_str(json_string_value(v)) : 2);
+		*h = hash_mix(*h, json_is_string(v) ? hash_key(json_string_value(v)) : 2);
 	return true;
 }
 
