@@ -240,6 +240,39 @@ void block_sets(struct render *r, struct cache *c, const char *tenant, const cha
 	c->v[c->n++] = (struct blockset){ tenant, segment, { out[0], out[1] } };
 }
 
+/* dst = the strings given (NULL ends them), cut to len: snprintf("%s%s..")
+ * without parsing a format, for the lines written per rule. */
+static void cat(char *dst, size_t len, ...)
+{
+	va_list ap;
+	const char *s;
+	size_t n = 0;
+
+	va_start(ap, len);
+	while ((s = va_arg(ap, const char *))) {
+		size_t l = strlen(s);
+
+		if (l > len - 1 - n)
+			l = len - 1 - n;
+		memcpy(dst + n, s, l);
+		n += l;
+	}
+	va_end(ap);
+	dst[n] = '\0';
+}
+
+/* v in decimal into b (12 bytes) */
+static const char *uint_str(unsigned v, char b[12])
+{
+	char *p = b + 11;
+
+	*p = '\0';
+	do
+		*--p = (char)('0' + v % 10);
+	while (v /= 10);
+	return p;
+}
+
 static const char *fam_kw(uint8_t family)
 {
 	return family == 4 ? "ip" : "ip6";
@@ -453,8 +486,15 @@ static unsigned eps_set(struct render *r, struct cache *c, const struct epsel *s
 }
 
 /* The match of one peer in one family into buf; false when it matches nothing. */
+/* Which rule and peer a set of exceptions is for (its comment). */
+struct rule_at {
+	const char *id;
+	bool ingress;
+	size_t rule, peer;
+};
+
 static bool peer_match(struct render *r, struct cache *c, const struct peer *p, uint8_t family,
-		       const char *dir, const char *what, char *buf, size_t len)
+		       const char *dir, const struct rule_at *at, char *buf, size_t len)
 {
 	const struct world *w = r->w;
 	unsigned s[2] = { 0, 0 }, set;
@@ -475,7 +515,9 @@ static bool peer_match(struct render *r, struct cache *c, const struct peer *p, 
 			fprintf(f, "%s %s", src ? "-s" : "-d", prefix_fmt(&p->cidr, b));
 			if (p->nexcept && v) {
 				memcpy(v, p->except, p->nexcept * sizeof(*v));
-				snprintf(ewhat, sizeof(ewhat), "%s except", what);
+				snprintf(ewhat, sizeof(ewhat), "%s %s[%zu] peer %zu except",
+					 at->id ? at->id : "", at->ingress ? "ingress" : "egress",
+					 at->rule, at->peer);
 				set = declare_set(r, v, p->nexcept, family, true, ewhat, ewhat);
 				if (set)
 					fprintf(f, " -m set ! --match-set " IPT_SET " %s", r->t, set,
@@ -531,7 +573,7 @@ static bool peer_match(struct render *r, struct cache *c, const struct peer *p, 
 	if (r->ipt)
 		snprintf(buf, len, "-m set --match-set " IPT_SET " %s", r->t, set, src ? "src" : "dst");
 	else
-		snprintf(buf, len, "%s %s @%s", fam_kw(family), dir, set_ref(r, set));
+		cat(buf, len, fam_kw(family), " ", dir, " @", set_ref(r, set), (char *)NULL);
 	return true;
 }
 
@@ -558,16 +600,18 @@ static bool seen_eq(const void *val, const void *key)
 	return !strcmp(val, key);
 }
 
-/* true when line (malloc'd) was written before in this chain, or cannot be
- * remembered (r->oom: the rendering fails); else the chain keeps it */
-static bool seen_rule(struct render *r, char *line)
+/* true when line was written before in this chain, or cannot be
+ * remembered (r->oom: the rendering fails); else the chain keeps a copy */
+static bool seen_rule(struct render *r, const char *line)
 {
 	uint64_t h = hash_key(line);
 	size_t slot;
+	char *copy;
 
 	if (hmap_lookup(&r->seen, h, seen_eq, line, &slot))
 		return true;
-	if (hmap_insert_at(&r->seen, slot, h, line) < 0) {
+	if (!(copy = strdup(line)) || hmap_insert_at(&r->seen, slot, h, copy) < 0) {
+		free(copy);
 		r->oom = true;
 		return true;
 	}
@@ -641,14 +685,25 @@ static size_t port_matches(const struct render *r, const struct rule *rl, uint8_
 			n = ipt_ports(rl, pr, name, out, n, max);
 			continue;
 		}
-		if (!(f = fmemopen(out[n], 512, "w")))
-			continue;
 		/* one port or range: a plain match, not a set of one */
-		size_t m = 0;
+		size_t m = 0, one = 0;
 
 		for (size_t i = 0; i < rl->nports; i++)
-			m += rl->ports[i].proto == pr;
-		fprintf(f, "%s dport %s", name, m > 1 ? "{ " : "");
+			if (rl->ports[i].proto == pr) {
+				m++;
+				one = i;
+			}
+		if (m == 1) {
+			const struct port *p = &rl->ports[one];
+			char lo[12], hi[12];
+
+			cat(out[n++], 512, name, " dport ", uint_str(p->lo, lo), p->hi != p->lo ? "-" : "",
+			    p->hi != p->lo ? uint_str(p->hi, hi) : "", (char *)NULL);
+			continue;
+		}
+		if (!(f = fmemopen(out[n], 512, "w")))
+			continue;
+		fprintf(f, "%s dport { ", name);
 		m = 0;
 		for (size_t i = 0; i < rl->nports; i++) {
 			const struct port *p = &rl->ports[i];
@@ -659,8 +714,7 @@ static size_t port_matches(const struct render *r, const struct rule *rl, uint8_
 			if (p->hi != p->lo)
 				fprintf(f, "-%u", p->hi);
 		}
-		if (m > 1)
-			fputs(" }", f);
+		fputs(" }", f);
 		fclose(f);
 		n++;
 	}
@@ -701,7 +755,7 @@ static void policy_chain(struct render *r, struct cache *c, size_t k, bool ingre
 		const struct rule *rl = &rules[i];
 
 		for (uint8_t fam = 4; fam <= 6; fam += 2) {
-			char ports[32][512], peer[4096], what[200];
+			char ports[32][512], peer[4096], line[4096 + 600];
 			size_t np;
 
 			if (rl->family && rl->family != fam)
@@ -709,9 +763,9 @@ static void policy_chain(struct render *r, struct cache *c, size_t k, bool ingre
 			np = port_matches(r, rl, fam, ports, 32);
 			for (size_t j = 0; j < (rl->npeers ? rl->npeers : 1); j++) {
 				if (rl->npeers) {
-					snprintf(what, sizeof(what), "%s %s[%zu] peer %zu", id ? id : "",
-						 ingress ? "ingress" : "egress", i, j);
-					if (!peer_match(r, c, &rl->peers[j], fam, dir, what, peer,
+					struct rule_at at = { id, ingress, i, j };
+
+					if (!peer_match(r, c, &rl->peers[j], fam, dir, &at, peer,
 							sizeof(peer)))
 						continue;
 				} else if (r->ipt) {
@@ -721,33 +775,35 @@ static void policy_chain(struct render *r, struct cache *c, size_t k, bool ingre
 						 fam == 4 ? "ipv4" : "ipv6");
 				}
 				for (size_t q = 0; q < (np ? np : 1); q++) {
-					char *line;
-					int n;
-
 					/* iptables: "4" or "6" first, a family's file
 					 * each (not written) */
-					if (r->ipt)
-						n = asprintf(&line, "%c-A %s-p%zu%c%s%s%s%s %s%s%s",
-							     '0' + fam, r->t, k, ingress ? 'i' : 'o',
-							     *peer ? " " : "", peer, np ? " " : "",
-							     np ? ports[q] : "",
-							     ingress ? "-j ACCEPT" : "-g ",
-							     ingress ? "" : r->t, ingress ? "" : "-eok");
-					else
-						n = asprintf(&line, "%s%s%s accept", peer,
-							     np ? " " : "", np ? ports[q] : "");
-					if (n < 0) {
-						r->oom = true;
+					if (r->ipt) {
+						int n = snprintf(line, sizeof(line),
+								 "%c-A %s-p%zu%c%s%s%s%s %s%s%s",
+								 '0' + fam, r->t, k, ingress ? 'i' : 'o',
+								 *peer ? " " : "", peer, np ? " " : "",
+								 np ? ports[q] : "",
+								 ingress ? "-j ACCEPT" : "-g ",
+								 ingress ? "" : r->t, ingress ? "" : "-eok");
+
+						if (n < 0 || (size_t)n >= sizeof(line)) {
+							r->oom = true; /* not written cut */
+							continue;
+						}
+					} else
+						cat(line, sizeof(line), peer, np ? " " : "",
+						    np ? ports[q] : "", " accept", (char *)NULL);
+					if (seen_rule(r, line))
 						continue;
+					if (r->ipt) {
+						fputs(line + 1, fam == 4 ? r->f : r->f6);
+						fputc('\n', fam == 4 ? r->f : r->f6);
+					} else {
+						fputs("\t\t", r->f);
+						fputs(line, r->f);
+						fputs(tail, r->f);
+						fputc('\n', r->f);
 					}
-					if (seen_rule(r, line)) {
-						free(line);
-						continue;
-					}
-					if (r->ipt)
-						fprintf(fam == 4 ? r->f : r->f6, "%s\n", line + 1);
-					else
-						fprintf(r->f, "\t\t%s%s\n", line, tail);
 				}
 			}
 		}
