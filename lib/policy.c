@@ -949,7 +949,7 @@ int policy_parse(json_t *doc, struct policy *p, struct error *err)
 	} else {
 		r = bad(err, "kind", kind, "must be Policy, NetworkPolicy, SecurityGroup or Namespace");
 	}
-	if (r >= 0 && sel_keys_keep(p) < 0)
+	if (r >= 0 && (sel_keys_keep(p) < 0 || !(p->id = policy_id(p))))
 		r = oom(err);
 	if (r < 0)
 		policy_release(p);
@@ -979,6 +979,7 @@ void policy_release(struct policy *p)
 	rules_release(p->in, p->nin);
 	rules_release(p->out, p->nout);
 	json_decref(p->labels);
+	free(p->id);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -993,6 +994,8 @@ char *policy_id(const struct policy *p)
 {
 	char *s = NULL;
 
+	if (p->id)
+		return strdup(p->id);
 	if (p->kind == PK_NETPOL) {
 		if (asprintf(&s, "%s/%s/%s", pol_kind_name(p->kind), p->ns, p->name) < 0)
 			return NULL;

@@ -94,6 +94,7 @@ struct policy {
 	size_t nin, nout;
 	/* Namespace documents */
 	json_t *labels;
+	char *id;                 /* policy_id, kept by policy_parse */
 };
 
 /* policy_parse: each selector of p keeps its key (epsel.key); -1 out of memory */

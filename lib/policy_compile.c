@@ -385,14 +385,18 @@ static unsigned eps_set(struct render *r, struct cache *c, const struct epsel *s
 			uint8_t family)
 {
 	const struct world *w = r->w;
-	char *key = sel_key(sel, family);
+	char kb[256], *key;
 	const struct sel_expr *by;
 	struct peerset *ps;
 	struct prefix *v;
 	size_t n = 0, lo, hi, scan;
 	unsigned set;
 
-	if (!key) {
+	/* most peers' sets are known: found without a key of their own */
+	if (!r->look && sel_key_into(sel, family, kb, sizeof(kb)) &&
+	    (ps = hmap_find(&c->peers, hash_key(kb), eq_peerset, kb)))
+		return ps->set;
+	if (!(key = sel_key(sel, family))) {
 		r->inc_failed = true; /* a set left out that the kept state would not know */
 		r->unknown = true;
 		return 0;
@@ -485,7 +489,6 @@ static unsigned eps_set(struct render *r, struct cache *c, const struct epsel *s
 	return set;
 }
 
-/* The match of one peer in one family into buf; false when it matches nothing. */
 /* Which rule and peer a set of exceptions is for (its comment). */
 struct rule_at {
 	const char *id;
@@ -493,6 +496,7 @@ struct rule_at {
 	size_t rule, peer;
 };
 
+/* The match of one peer in one family into buf; false when it matches nothing. */
 static bool peer_match(struct render *r, struct cache *c, const struct peer *p, uint8_t family,
 		       const char *dir, const struct rule_at *at, char *buf, size_t len)
 {
@@ -730,7 +734,8 @@ static void policy_chain(struct render *r, struct cache *c, size_t k, bool ingre
 	const struct rule *rules = ingress ? p->in : p->out;
 	size_t nrules = ingress ? p->nin : p->nout;
 	const char *dir = ingress ? "saddr" : "daddr";
-	char *id = policy_id(p), tail[160] = "";
+	char *own = p->id ? NULL : policy_id(p), tail[160] = "";
+	const char *id = p->id ? p->id : own;
 
 	if (!inl)
 		seen_reset(r); /* a chain of its own */
@@ -810,7 +815,7 @@ static void policy_chain(struct render *r, struct cache *c, size_t k, bool ingre
 	}
 	if (!r->ipt && !inl)
 		fputs("\t}\n", r->f);
-	free(id);
+	free(own);
 }
 
 enum isolation tenant_iso(const struct world *w, const char *tenant)

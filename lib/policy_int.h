@@ -263,6 +263,8 @@ char *chain_key_of(const struct world *w, char (*pol_name)[24], const struct w_e
  * keys select the same endpoints), family first; and as words for people
  * (malloc'd; NULL when out of memory) */
 char *sel_key(const struct epsel *s, uint8_t family);
+/* the same into buf, when the selector kept its key and it fits (else NULL) */
+char *sel_key_into(const struct epsel *s, uint8_t family, char *buf, size_t len);
 char *labelsel_key(const struct labelsel *s); /* the same for a label selector */
 char *sel_describe(const struct epsel *s);
 /* The text of the chain that holds policy k's rules in one direction (its

@@ -125,6 +125,17 @@ char *labelsel_key(const struct labelsel *s)
 	return b.s;
 }
 
+char *sel_key_into(const struct epsel *s, uint8_t family, char *buf, size_t len)
+{
+	size_t n;
+
+	if (!s->key || family > 9 || (n = strlen(s->key)) + 2 > len)
+		return NULL;
+	buf[0] = (char)('0' + family);
+	memcpy(buf + 1, s->key, n + 1);
+	return buf;
+}
+
 static int keep_key(struct epsel *s)
 {
 	free(s->key);
