@@ -73,6 +73,15 @@ struct world {
 	struct w_ns *nsl;          /* the namespaces of by_ns, in its order */
 	size_t nnsl;
 	struct hmap lbl;           /* label key and value -> struct w_label */
+	struct hmap pol_lbl;       /* namespace, label -> struct w_plist */
+};
+
+/* Policies of one namespace, in document order: those whose subjects must
+ * carry one label (its key and value), or the others of the namespace
+ * (ep_policies' candidates). */
+struct w_plist {
+	char *key;                 /* namespace '\n' [key '\n' value] */
+	size_t *idx, n, cap;
 };
 
 /* The endpoints that carry one label (key and value): what a pod selector

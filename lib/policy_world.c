@@ -54,6 +54,17 @@ void policy_world_free(struct world *w)
 		}
 		hmap_release(&w->lbl);
 	}
+	{
+		struct w_plist *l;
+		size_t it = 0;
+
+		while ((l = hmap_next(&w->pol_lbl, &it))) {
+			free(l->key);
+			free(l->idx);
+			free(l);
+		}
+		hmap_release(&w->pol_lbl);
+	}
 	free(w->pol_by_ns);
 	free(w->eps);
 	free(w->blocks);
@@ -507,6 +518,101 @@ bool ep_parse(json_t *o, const char *host, void (*ifname)(const char *handle, ch
 /* Which policies select local endpoint e, per direction (e->pin, e->pout):
  * those of any namespace, then those of the endpoint's, in document order.
  * -1 on out of memory. */
+static bool eq_plist(const void *val, const void *key)
+{
+	return !strcmp(((const struct w_plist *)val)->key, key);
+}
+
+/* "ns\n" or "ns\nkey\nvalue" into buf (or malloc'd: *heap); NULL: out of memory */
+static char *plist_key(const char *ns, const char *key, const char *value, char *buf, size_t len,
+		       char **heap)
+{
+	*heap = NULL;
+	if ((size_t)snprintf(buf, len, "%s\n%s%s%s", ns, key ? key : "", key ? "\n" : "",
+			     key ? value : "") < len)
+		return buf;
+	return asprintf(heap, "%s\n%s%s%s", ns, key ? key : "", key ? "\n" : "",
+			key ? value : "") < 0 ? NULL : *heap;
+}
+
+static const struct w_plist *plist_find(const struct world *w, const char *ns, const char *key,
+					const char *value)
+{
+	char buf[256], *heap, *k = plist_key(ns, key, value, buf, sizeof(buf), &heap);
+	const struct w_plist *l = k ? hmap_find(&w->pol_lbl, hash_key(k), eq_plist, k) : NULL;
+
+	free(heap);
+	return l;
+}
+
+static int plist_add(struct world *w, const char *ns, const char *key, const char *value, size_t k)
+{
+	char buf[256], *heap, *s = plist_key(ns, key, value, buf, sizeof(buf), &heap);
+	struct w_plist *l;
+	uint64_t h;
+	size_t slot;
+
+	if (!s)
+		return -1;
+	h = hash_key(s);
+	if (!(l = hmap_lookup(&w->pol_lbl, h, eq_plist, s, &slot))) {
+		if (!(l = calloc(1, sizeof(*l))) || !(l->key = strdup(s)) ||
+		    hmap_insert_at(&w->pol_lbl, slot, h, l) < 0) {
+			if (l)
+				free(l->key);
+			free(l);
+			free(heap);
+			return -1;
+		}
+	}
+	free(heap);
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 8, *t = realloc(l->idx, cap * sizeof(*t));
+
+		if (!t)
+			return -1;
+		l->idx = t;
+		l->cap = cap;
+	}
+	if (!l->n || l->idx[l->n - 1] != k) /* a value given twice */
+		l->idx[l->n++] = k;
+	return 0;
+}
+
+/* w->pol_lbl: the policies of each namespace by the first label their
+ * subjects must carry (one list per value it may have), or with the
+ * others of the namespace; in document order. An endpoint's candidates
+ * are then those of its labels, not all of its namespace's. */
+static int policy_index(struct world *w)
+{
+	for (size_t k = 0; k < w->npols; k++) {
+		const struct epsel *a = &w->pols[k].applies;
+		const struct sel_expr *by = NULL;
+
+		if (!a->ns)
+			continue; /* ep_policies takes these all */
+		for (size_t i = 0; a->has_pods && !by && i < a->pods.n; i++)
+			if (a->pods.e[i].op == SEL_IN)
+				by = &a->pods.e[i];
+		if (!by) {
+			if (plist_add(w, a->ns, NULL, NULL, k) < 0)
+				return -1;
+			continue;
+		}
+		for (size_t i = 0; i < by->nvalues; i++)
+			if (plist_add(w, a->ns, by->key, by->values[i], k) < 0)
+				return -1;
+	}
+	return 0;
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+	return (x > y) - (x < y);
+}
+
 int ep_policies(const struct world *w, struct w_ep *e)
 {
 	size_t lo0, hi0, lo, hi, *cand, nc = 0;
@@ -517,13 +623,34 @@ int ep_policies(const struct world *w, struct w_ep *e)
 		ns_range(w, w->npols, pol_ns, e->ns, &lo, &hi);
 	else
 		lo = hi = 0;
+	/* those of any namespace, then of the endpoint's namespace: the others
+	 * and those of its labels (policy_index); in document order, each once */
 	if (!(cand = malloc((hi0 - lo0 + hi - lo + 1) * sizeof(*cand))))
 		return -1;
-	/* both ranges are in document order (pol_by_ns): merged, not sorted */
-	while (lo0 < hi0 || lo < hi)
-		cand[nc++] = lo == hi || (lo0 < hi0 && w->pol_by_ns[lo0] < w->pol_by_ns[lo]) ?
-				     w->pol_by_ns[lo0++] :
-				     w->pol_by_ns[lo++];
+	while (lo0 < hi0)
+		cand[nc++] = w->pol_by_ns[lo0++];
+	if (lo < hi) {
+		const struct w_plist *l = plist_find(w, e->ns, NULL, NULL);
+		size_t first = nc, m = 0;
+		const char *k;
+		json_t *v;
+
+		for (size_t i = 0; l && i < l->n && nc < first + hi - lo; i++)
+			cand[nc++] = l->idx[i];
+		json_object_foreach(e->labels, k, v) {
+			if (!json_is_string(v))
+				continue;
+			l = plist_find(w, e->ns, k, json_string_value(v));
+			for (size_t i = 0; l && i < l->n && nc < first + hi - lo; i++)
+				cand[nc++] = l->idx[i];
+		}
+		/* merged with those of any namespace */
+		qsort(cand, nc, sizeof(*cand), cmp_size);
+		for (size_t i = 0; i < nc; i++)
+			if (!m || cand[i] != cand[m - 1])
+				cand[m++] = cand[i];
+		nc = m;
+	}
 	for (size_t c = 0; c < nc && r == 0; c++) {
 		const struct policy *p = &w->pols[cand[c]];
 
@@ -713,6 +840,8 @@ struct world *policy_world(json_t *tenants, json_t *blocks, json_t *hosts, json_
 	for (i = 0; i < w->npols; i++)
 		w->pol_by_ns[i] = i;
 	qsort_r(w->pol_by_ns, w->npols, sizeof(*w->pol_by_ns), cmp_pol_ns, w);
+	if (policy_index(w) < 0)
+		goto oom;
 	/* which policies select each local endpoint, per direction: those of
 	 * any namespace, then those of the endpoint's, in document order */
 	if (all_ep_policies(w) < 0)
