@@ -866,23 +866,23 @@ static void on_signal(int sig)
 }
 
 /*
- * glibc's heap on transparent huge pages, grown 128 MB at a time (the
- * tunables glibc.malloc.hugetlb=1 and glibc.malloc.top_pad): compiling a
- * large policy world allocates over 100 MB in small pieces, and the page
- * faults of that heap were about a third of the compile's time on a VM
- * (docs/benchmarks.md). The price: the heap keeps up to 128 MB it no longer
- * uses instead of giving it back at once. glibc reads tunables only when a
- * program starts, so the agent sets them and executes itself again, once,
- * before it does anything else; if that fails it goes on as it is. An
- * operator's own GLIBC_TUNABLES that already says glibc.malloc.hugetlb is
- * left alone, and LARCH_AGENT_THP=0 turns this off.
+ * LARCH_AGENT_THP=1: glibc's heap on transparent huge pages, grown 128 MB
+ * at a time (the tunables glibc.malloc.hugetlb=1 and glibc.malloc.top_pad).
+ * It was the default until measured on a VM whose host backs a huge page
+ * the first time a process touches it: 2.6 ms per MB against 0.45 for
+ * small pages (docs/benchmarks.md, session 15), so reading larchd's lists
+ * and the first compile were slower with it. glibc reads tunables only
+ * when a program starts, so the agent sets them and executes itself again,
+ * once, before it does anything else; if that fails it goes on as it is.
+ * An operator's own GLIBC_TUNABLES that already says glibc.malloc.hugetlb
+ * is left alone.
  */
 static void heap_on_huge_pages(char **argv)
 {
 	const char *t = getenv("GLIBC_TUNABLES"), *opt = getenv("LARCH_AGENT_THP");
 	char *v = NULL;
 
-	if ((opt && !strcmp(opt, "0")) || (t && strstr(t, "glibc.malloc.hugetlb")))
+	if (!opt || strcmp(opt, "1") || (t && strstr(t, "glibc.malloc.hugetlb")))
 		return;
 	if (asprintf(&v, "%s%sglibc.malloc.hugetlb=1:glibc.malloc.top_pad=134217728", t ? t : "",
 		     t && *t ? ":" : "") < 0)
