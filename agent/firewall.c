@@ -342,6 +342,11 @@ static int nft_apply(const char *text, char *errbuf, size_t errlen)
 	return 0;
 }
 
+double fw_kernel_ms(void)
+{
+	return nft_last_stats.kernel_ms;
+}
+
 /* All the tables the ruleset is spread over (--nft-tables) are there. */
 static bool nft_present(const char *table)
 {

@@ -76,7 +76,7 @@ static struct {
 	_Atomic double last_pass_seconds;
 	_Atomic long last_ok;   /* unix time of the last successful pass */
 	_Atomic unsigned long fw_applies, fw_errors, fw_endpoints, fw_bytes, fw_incremental;
-	_Atomic double fw_compile_seconds, fw_apply_seconds;
+	_Atomic double fw_compile_seconds, fw_apply_seconds, fw_kernel_seconds;
 } m;
 
 /* The handles of this host's endpoints at the last pass (feed filter). */
@@ -401,6 +401,7 @@ static int firewall_changes(bool force)
 	fw_text_stale = true;
 	m.fw_compile_seconds = 0;
 	m.fw_apply_seconds = now_s() - t0;
+	m.fw_kernel_seconds = ff.kernel_ms / 1e3;
 	m.fw_applies++;
 	m.fw_incremental++;
 	log_debug("firewall: %zu endpoint and %zu policy changes: %zu sets and chains changed, "
@@ -461,6 +462,7 @@ static int firewall_pass(bool force)
 		goto out;
 	}
 	m.fw_apply_seconds = now_s() - t1;
+	m.fw_kernel_seconds = o.fw == FW_NFT ? fw_kernel_ms() / 1e3 : 0;
 	m.fw_applies++;
 	m.fw_endpoints = nlocal_eps;
 	m.fw_bytes = strlen(text);
@@ -719,6 +721,8 @@ static char *metrics_text(void)
 		     "larch_agent_firewall_compile_seconds %.6f\n"
 		     "# TYPE larch_agent_firewall_apply_seconds gauge\n"
 		     "larch_agent_firewall_apply_seconds %.6f\n"
+		     "# TYPE larch_agent_firewall_kernel_seconds gauge\n"
+		     "larch_agent_firewall_kernel_seconds %.6f\n"
 		     "# TYPE larch_agent_firewall_list_reads_total counter\n"
 		     "larch_agent_firewall_list_reads_total %lu\n"
 		     "# TYPE larch_agent_firewall_incremental_total counter\n"
@@ -730,7 +734,7 @@ static char *metrics_text(void)
 		     (double)m.last_pass_seconds, (long)m.last_ok, (unsigned long)m.fw_applies,
 		     (unsigned long)m.fw_errors, (unsigned long)m.fw_endpoints,
 		     (unsigned long)m.fw_bytes, (double)m.fw_compile_seconds,
-		     (double)m.fw_apply_seconds, kept_loads(kept),
+		     (double)m.fw_apply_seconds, (double)m.fw_kernel_seconds, kept_loads(kept),
 		     (unsigned long)m.fw_incremental) < 0)
 		return NULL;
 	return s;

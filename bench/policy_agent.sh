@@ -38,8 +38,9 @@ for agent in ${AGENTS:-$BIN/larch-agent}; do
 		sleep 0.1
 	done
 	echo "first pass: start to ruleset in force $((($(date +%s%N) - t0) / 1000000)) ms (0.1 s polls);" \
-		"reading larchd + compile $(metric larch_agent_firewall_compile_seconds) s," \
-		"apply $(metric larch_agent_firewall_apply_seconds) s, $(metric larch_agent_firewall_ruleset_bytes) bytes"
+		"compile $(metric larch_agent_firewall_compile_seconds) s (larchd's lists read before)," \
+		"apply $(metric larch_agent_firewall_apply_seconds) s (kernel $(metric larch_agent_firewall_kernel_seconds) s)," \
+		"$(metric larch_agent_firewall_ruleset_bytes) bytes"
 	python3 bench/policy_agent.py "$DIR/larchd.sock" measure "$DIR/agent.sock" "$ROUNDS" "$LOCAL" "$POLICIES"
 	echo "last pass: $(metric larch_agent_last_pass_seconds) s; of it compile $(metric larch_agent_firewall_compile_seconds) s," \
 		"apply $(metric larch_agent_firewall_apply_seconds) s"
