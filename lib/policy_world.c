@@ -184,21 +184,108 @@ static int nscmp(const char *a, const char *b)
 	return !a ? (b ? -1 : 0) : !b ? 1 : strcmp(a, b);
 }
 
-static int cmp_ep_ns(const void *a, const void *b)
-{
-	const struct w_ep *x = *(struct w_ep *const *)a, *y = *(struct w_ep *const *)b;
-	int c = nscmp(x->ns, y->ns);
+struct ns_rank {
+	const char *name;
+	size_t rank;
+};
 
-	return c ? c : strcmp(x->handle, y->handle);
+static bool eq_ns_rank(const void *val, const void *key)
+{
+	return !strcmp(((const struct ns_rank *)val)->name, key);
 }
 
-static int cmp_pol_ns(const void *a, const void *b, void *arg)
+static int cmp_ns_rank(const void *a, const void *b)
 {
-	const struct world *w = arg;
-	size_t x = *(const size_t *)a, y = *(const size_t *)b;
-	int c = nscmp(w->pols[x].applies.ns, w->pols[y].applies.ns);
+	return strcmp((*(struct ns_rank *const *)a)->name, (*(struct ns_rank *const *)b)->name);
+}
 
-	return c ? c : (x > y) - (x < y);
+/* Each namespace's place in name order (1 and up; 0: none), found once. */
+static size_t ns_rank_of(const struct hmap *m, const char *ns)
+{
+	const struct ns_rank *r = ns ? hmap_find(m, hash_key(ns), eq_ns_rank, ns) : NULL;
+
+	return r ? r->rank : 0;
+}
+
+/* Stable counting sort of n items by rank (0..nr): order[] gets them. */
+static int by_rank(const size_t *rank, size_t n, size_t nr, size_t *order)
+{
+	size_t *at = calloc(nr + 2, sizeof(*at));
+
+	if (!at)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		at[rank[i] + 1]++;
+	for (size_t r = 1; r <= nr + 1; r++)
+		at[r] += at[r - 1];
+	for (size_t i = 0; i < n; i++)
+		order[at[rank[i]]++] = i;
+	free(at);
+	return 0;
+}
+
+/*
+ * w->by_ns (endpoints by namespace, then handle: w->eps is in handle
+ * order) and w->pol_by_ns (policies by the namespace they apply in, then
+ * document order), no namespace first: the distinct namespaces sorted by
+ * name, then each list in one counting pass, not a sort comparing names.
+ */
+static int ns_order(struct world *w)
+{
+	struct hmap m = HMAP_INIT;
+	struct ns_rank **v = NULL, *r;
+	size_t nv = 0, *rank = NULL, *order = NULL, n = w->neps > w->npols ? w->neps : w->npols;
+	size_t it = 0;
+	int ret = -1;
+
+	if (!(rank = calloc(n + 1, sizeof(*rank))) || !(order = calloc(n + 1, sizeof(*order))))
+		goto out;
+	for (size_t i = 0; i < w->neps + w->npols; i++) {
+		const char *ns = i < w->neps ? w->eps[i].ns : w->pols[i - w->neps].applies.ns;
+		uint64_t h;
+		size_t slot;
+
+		if (!ns || hmap_lookup(&m, h = hash_key(ns), eq_ns_rank, ns, &slot))
+			continue;
+		if (!(r = malloc(sizeof(*r))) || hmap_insert_at(&m, slot, h, r) < 0) {
+			free(r);
+			goto out;
+		}
+		r->name = ns;
+		nv++;
+	}
+	if (!(v = calloc(nv + 1, sizeof(*v))))
+		goto out;
+	nv = 0;
+	while ((r = hmap_next(&m, &it)))
+		v[nv++] = r;
+	qsort(v, nv, sizeof(*v), cmp_ns_rank);
+	for (size_t i = 0; i < nv; i++)
+		v[i]->rank = i + 1;
+	for (size_t i = 0; i < w->neps; i++)
+		rank[i] = ns_rank_of(&m, w->eps[i].ns);
+	if (by_rank(rank, w->neps, nv, order) < 0)
+		goto out;
+	for (size_t i = 0; i < w->neps; i++)
+		w->by_ns[i] = &w->eps[order[i]];
+	for (size_t k = 0; k < w->npols; k++)
+		rank[k] = ns_rank_of(&m, w->pols[k].applies.ns);
+	if (by_rank(rank, w->npols, nv, w->pol_by_ns) < 0)
+		goto out;
+	ret = 0;
+out:
+	for (size_t i = 0; v && i < nv; i++)
+		free(v[i]);
+	if (!v) {
+		it = 0;
+		while ((r = hmap_next(&m, &it)))
+			free(r);
+	}
+	hmap_release(&m);
+	free(v);
+	free(rank);
+	free(order);
+	return ret;
 }
 
 /* [*lo, *hi) of the n entries, sorted by namespace, whose namespace
@@ -832,15 +919,7 @@ struct world *policy_world(json_t *tenants, json_t *blocks, json_t *hosts, json_
 	w->pol_by_ns = calloc(w->npols + 1, sizeof(*w->pol_by_ns));
 	if (!w->by_ns || !w->pol_by_ns)
 		goto oom;
-	for (i = 0; i < w->neps; i++)
-		w->by_ns[i] = &w->eps[i];
-	qsort(w->by_ns, w->neps, sizeof(*w->by_ns), cmp_ep_ns);
-	if (ns_index(w) < 0 || label_index(w) < 0)
-		goto oom;
-	for (i = 0; i < w->npols; i++)
-		w->pol_by_ns[i] = i;
-	qsort_r(w->pol_by_ns, w->npols, sizeof(*w->pol_by_ns), cmp_pol_ns, w);
-	if (policy_index(w) < 0)
+	if (ns_order(w) < 0 || ns_index(w) < 0 || label_index(w) < 0 || policy_index(w) < 0)
 		goto oom;
 	/* which policies select each local endpoint, per direction: those of
 	 * any namespace, then those of the endpoint's, in document order */
