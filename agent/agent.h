@@ -63,6 +63,8 @@ enum fw_kind { FW_NONE, FW_NFT, FW_IPT };
  * larchd's list answer ({"items": [...]}). Returns the ruleset (malloc'd):
  * table is the nftables table, or for iptables the prefix of chains and sets.
  * pc (may be NULL) keeps the parsed documents for the next call. */
+/* pc keeps endpoint documents parsed for this host as fw_render reads them */
+void fw_cache_endpoints(struct policy_cache *pc, const char *host);
 /* nftables: the kernel's time (ms) in the last update the agent sent */
 double fw_kernel_ms(void);
 char *fw_render(json_t *state, const char *host, const char *table, enum fw_kind kind,

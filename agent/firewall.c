@@ -77,6 +77,11 @@ static void host_ifname(const char *handle, char out[16])
 	wire_host_ifname(handle, out);
 }
 
+void fw_cache_endpoints(struct policy_cache *pc, const char *host)
+{
+	policy_cache_endpoints(pc, host, host_ifname);
+}
+
 char *fw_render(json_t *state, const char *host, const char *table, enum fw_kind kind,
 		size_t *nlocal, struct policy_cache *pc, bool keep, struct error *err)
 {

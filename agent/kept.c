@@ -217,7 +217,10 @@ static int load(struct kept *k, struct httpc *h)
 				json_decref(resp);
 				goto fail;
 			}
-			if (json_object_set(k->items[i], key, o) < 0) {
+			/* an endpoint parsed for the compiler while it is at hand
+			 * (policy_cache_endpoints; documents are in item_key) */
+			if (json_object_set(k->items[i], key, o) < 0 ||
+			    (i == K_ENDPOINTS && policy_cache_ep(k->pc, o) < 0)) {
 				free(key);
 				json_decref(resp);
 				goto fail;

@@ -952,6 +952,7 @@ int main(int argc, char **argv)
 	rc = reconciler_new();
 	if (!(pcache = policy_cache_new()) || !(kept = kept_new(pcache)))
 		fatalx("out of memory");
+	fw_cache_endpoints(pcache, o.host);
 	h = client(10000);
 	if (o.once) {
 		if (register_host(h) < 0)

@@ -124,6 +124,13 @@ struct world;
 struct policy_cache;
 struct policy_cache *policy_cache_new(void);
 void policy_cache_free(struct policy_cache *pc);
+/* Endpoint documents too, as policy_world reads them for this host (with
+ * this interface naming): parsed once, when policy_cache_ep is given them
+ * (as they arrive) or at the first policy_world call that has them, and
+ * kept while they are in the lists. -1: out of memory. */
+void policy_cache_endpoints(struct policy_cache *pc, const char *host,
+			    void (*ifname)(const char *handle, char out[16]));
+int policy_cache_ep(struct policy_cache *pc, json_t *doc);
 /* Document doc parsed, through pc: its ID ("Kind/name" or
  * "NetworkPolicy/namespace/name", malloc'd), or NULL with err set. The
  * next policy_world call finds doc parsed. */

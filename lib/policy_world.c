@@ -341,13 +341,33 @@ static bool eq_label(const void *val, const void *key)
 	return !strcmp(((const struct w_label *)val)->kv, key);
 }
 
-/* "key\nvalue" into buf (or malloc'd when longer: *heap); NULL: out of memory */
+/* a, '\n', b [, '\n', c] into buf, or malloc'd when longer (*heap); NULL:
+ * out of memory. The keys of the label and policy indexes, per endpoint
+ * and label: no format to parse. */
+static char *join(const char *a, const char *b, const char *c, char *buf, size_t len,
+		  char **heap)
+{
+	size_t la = strlen(a), lb = strlen(b), lc = c ? strlen(c) : 0, n = la + 1 + lb + (c ? 1 + lc : 0);
+	char *out = buf;
+
+	*heap = NULL;
+	if (n + 1 > len && !(out = *heap = malloc(n + 1)))
+		return NULL;
+	memcpy(out, a, la);
+	out[la] = '\n';
+	memcpy(out + la + 1, b, lb);
+	if (c) {
+		out[la + 1 + lb] = '\n';
+		memcpy(out + la + 2 + lb, c, lc);
+	}
+	out[n] = '\0';
+	return out;
+}
+
+/* "key\nvalue" */
 static char *label_kv(const char *key, const char *value, char *buf, size_t len, char **heap)
 {
-	*heap = NULL;
-	if ((size_t)snprintf(buf, len, "%s\n%s", key, value) < len)
-		return buf;
-	return asprintf(heap, "%s\n%s", key, value) < 0 ? NULL : *heap;
+	return join(key, value, NULL, buf, len, heap);
 }
 
 const struct w_label *label_eps(const struct world *w, const char *key, const char *value)
@@ -474,14 +494,33 @@ struct pc_ent {
 	unsigned gen;       /* the last policy_world call that used it */
 };
 
+/* An endpoint document as the compiler reads it (ep_parse), kept while
+ * the document is in the lists. */
+struct ep_ent {
+	json_t *doc;        /* a reference: its address is the key */
+	struct w_ep e;
+	bool taken;         /* ep_parse took it */
+	unsigned gen;
+};
+
 struct policy_cache {
-	struct hmap m;
+	struct hmap m;      /* struct pc_ent */
+	struct hmap eps;    /* struct ep_ent, when host is set */
+	const char *host;
+	void (*ifname)(const char *handle, char out[16]);
 	unsigned gen;
 };
 
 struct policy_cache *policy_cache_new(void)
 {
 	return calloc(1, sizeof(struct policy_cache));
+}
+
+void policy_cache_endpoints(struct policy_cache *pc, const char *host,
+			    void (*ifname)(const char *handle, char out[16]))
+{
+	pc->host = host;
+	pc->ifname = ifname;
 }
 
 static void pc_drop(struct pc_ent *e)
@@ -501,6 +540,16 @@ void policy_cache_free(struct policy_cache *pc)
 	while ((e = hmap_next(&pc->m, &it)))
 		pc_drop(e);
 	hmap_release(&pc->m);
+	it = 0;
+	{
+		struct ep_ent *x;
+
+		while ((x = hmap_next(&pc->eps, &it))) {
+			json_decref(x->doc);
+			free(x);
+		}
+	}
+	hmap_release(&pc->eps);
 	free(pc);
 }
 
@@ -512,6 +561,39 @@ static uint64_t hash_doc(const json_t *doc)
 static bool eq_doc(const void *val, const void *key)
 {
 	return ((const struct pc_ent *)val)->doc == key;
+}
+
+static bool eq_ep_doc(const void *val, const void *key)
+{
+	return ((const struct ep_ent *)val)->doc == key;
+}
+
+/* Endpoint document o as ep_parse reads it, parsed once while o is in the
+ * lists (pc's host), marked used by this generation. NULL: out of memory. */
+static const struct ep_ent *ep_cached(struct policy_cache *pc, json_t *o)
+{
+	struct ep_ent *x;
+	size_t slot;
+
+	if (!(x = hmap_lookup(&pc->eps, hash_doc(o), eq_ep_doc, o, &slot))) {
+		if (!(x = calloc(1, sizeof(*x))))
+			return NULL;
+		x->taken = ep_parse(o, pc->host, pc->ifname, &x->e);
+		if (hmap_insert_at(&pc->eps, slot, hash_doc(o), x) < 0) {
+			free(x);
+			return NULL;
+		}
+		x->doc = json_incref(o);
+	}
+	x->gen = pc->gen;
+	return x;
+}
+
+int policy_cache_ep(struct policy_cache *pc, json_t *doc)
+{
+	if (!pc->host)
+		return 0;
+	return ep_cached(pc, doc) ? 0 : -1;
 }
 
 /* Document o parsed into *out: from pc when it has o, else parsed (and
@@ -570,6 +652,17 @@ static void pc_sweep(struct policy_cache *pc)
 			hmap_remove(&pc->m, hash_doc(e->doc), eq_doc, e->doc);
 			pc_drop(e);
 		}
+	it = 0;
+	{
+		struct ep_ent *x;
+
+		while ((x = hmap_next(&pc->eps, &it)))
+			if (x->gen != pc->gen) {
+				hmap_remove(&pc->eps, hash_doc(x->doc), eq_ep_doc, x->doc);
+				json_decref(x->doc);
+				free(x);
+			}
+	}
 }
 
 /* Endpoint document o into *e (pointers into o); false when it is not one
@@ -614,12 +707,7 @@ static bool eq_plist(const void *val, const void *key)
 static char *plist_key(const char *ns, const char *key, const char *value, char *buf, size_t len,
 		       char **heap)
 {
-	*heap = NULL;
-	if ((size_t)snprintf(buf, len, "%s\n%s%s%s", ns, key ? key : "", key ? "\n" : "",
-			     key ? value : "") < len)
-		return buf;
-	return asprintf(heap, "%s\n%s%s%s", ns, key ? key : "", key ? "\n" : "",
-			key ? value : "") < 0 ? NULL : *heap;
+	return join(ns, key ? key : "", key ? value : NULL, buf, len, heap);
 }
 
 static const struct w_plist *plist_find(const struct world *w, const char *ns, const char *key,
@@ -885,19 +973,29 @@ struct world *policy_world(json_t *tenants, json_t *blocks, json_t *hosts, json_
 		if (str(o, "address") && prefix_parse(str(o, "address"), &w->hosts[w->nhosts], 0,
 						      "address", NULL) == 0)
 			w->nhosts++;
+	if (pc)
+		pc->gen++;
 	json_array_foreach(endpoints, i, o) {
 		struct w_ep *e = &w->eps[w->neps];
 
-		if (!ep_parse(o, host, ifname, e))
+		if (pc && pc->host && !strcmp(pc->host, host ? host : "") && pc->ifname == ifname) {
+			/* parsed when it came (kept.c), or now and kept */
+			const struct ep_ent *x = ep_cached(pc, o);
+
+			if (!x)
+				goto oom;
+			if (!x->taken)
+				continue;
+			*e = x->e;
+		} else if (!ep_parse(o, host, ifname, e)) {
 			continue;
+		}
 		if (e->local)
 			w->nlocal++;
 		w->neps++;
 	}
 	qsort(w->eps, w->neps, sizeof(*w->eps), cmp_ep);
 	w->cached = pc != NULL;
-	if (pc)
-		pc->gen++;
 	json_array_foreach(policies, i, o) {
 		if (parse_doc(pc, o, &w->pols[w->npols], err) < 0)
 			goto fail;
