@@ -867,29 +867,46 @@ static void groups_free(struct groups *g)
 char *chain_key_of(const struct world *w, char (*pol_name)[24], const struct w_ep *e,
 		   bool ingress)
 {
-	size_t len = 0, n = ingress ? e->npin : e->npout;
+	size_t n = ingress ? e->npin : e->npout, len = 2, at = 0;
 	const size_t *v = ingress ? e->pin : e->pout;
-	char *k = NULL;
-	FILE *f = open_memstream(&k, &len);
+	const char *tail[4] = { NULL, NULL, NULL, NULL };
+	char *k;
 
-	if (!f)
-		return NULL;
-	fputc(ingress ? 'i' : 'o', f);
-	for (size_t i = 0; i < n; i++)
-		fprintf(f, " %s", pol_name[v[i]]);
+	/* 'i' or 'o', then " name" per policy; with none (ingress) the
+	 * default: " all" or " t=tenant/segment" (" t=tenant*") */
 	if (ingress && !n) {
 		enum isolation iso = tenant_iso(w, e->tenant);
 
-		if (iso == ISO_NONE)
-			fputs(" all", f);
-		else
-			fprintf(f, " t=%s%c%s", e->tenant, iso == ISO_SEGMENT ? '/' : '*',
-				iso == ISO_SEGMENT ? e->segment : "");
+		if (iso == ISO_NONE) {
+			tail[0] = " all";
+		} else {
+			tail[0] = " t=";
+			tail[1] = e->tenant;
+			tail[2] = iso == ISO_SEGMENT ? "/" : "*";
+			tail[3] = iso == ISO_SEGMENT ? e->segment : "";
+		}
 	}
-	if (fclose(f) != 0) {
-		free(k);
+	for (size_t i = 0; i < n; i++)
+		len += 1 + strlen(pol_name[v[i]]);
+	for (int t = 0; t < 4 && tail[t]; t++)
+		len += strlen(tail[t]);
+	if (!(k = malloc(len)))
 		return NULL;
+	k[at++] = ingress ? 'i' : 'o';
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(pol_name[v[i]]);
+
+		k[at++] = ' ';
+		memcpy(k + at, pol_name[v[i]], l);
+		at += l;
 	}
+	for (int t = 0; t < 4 && tail[t]; t++) {
+		size_t l = strlen(tail[t]);
+
+		memcpy(k + at, tail[t], l);
+		at += l;
+	}
+	k[at] = '\0';
 	return k;
 }
 
@@ -1053,10 +1070,13 @@ static void spoof_sets(struct render *r)
 			if (!e->local)
 				continue;
 			for (size_t k = 0; k < e->na; k++)
-				if (e->a[k].family == fam)
-					fprintf(r->sets, n++ ? ",\n\t\t\t     \"%s\" . %s" :
-							       "\t\telements = { \"%s\" . %s",
-						e->ifname, addr_fmt(fam, e->a[k].addr, b));
+				if (e->a[k].family == fam) {
+					fputs(n++ ? ",\n\t\t\t     \"" : "\t\telements = { \"",
+					      r->sets);
+					fputs(e->ifname, r->sets);
+					fputs("\" . ", r->sets);
+					fputs(addr_fmt(fam, e->a[k].addr, b), r->sets);
+				}
 		}
 		fputs(n ? " }\n\t}\n" : "\t}\n", r->sets);
 	}
@@ -1190,8 +1210,12 @@ static void class_map(FILE *f, const struct world *w, const struct classes *c)
 	for (size_t i = 0; i < w->neps; i++) {
 		if (!w->eps[i].local)
 			continue;
-		fprintf(f, n++ ? ",\n\t\t\t     \"%s\" : %u" : "\t\telements = { \"%s\" : %u",
-			w->eps[i].ifname, (unsigned)c->id[c->of[i]]);
+		char b[12];
+
+		fputs(n++ ? ",\n\t\t\t     \"" : "\t\telements = { \"", f);
+		fputs(w->eps[i].ifname, f);
+		fputs("\" : ", f);
+		fputs(uint_str((unsigned)c->id[c->of[i]], b), f);
 	}
 	fputs(n ? " }\n\t}\n" : "\t}\n", f);
 }
