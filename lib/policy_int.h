@@ -72,24 +72,20 @@ struct world {
 	size_t *pol_by_ns;
 	struct w_ns *nsl;          /* the namespaces of by_ns, in its order */
 	size_t nnsl;
-	struct hmap lbl;           /* label key and value -> struct w_label */
-	struct hmap pol_lbl;       /* namespace, label -> struct w_plist */
+	struct hmap lbl;           /* label key and value -> struct w_list of endpoints */
+	struct hmap pol_lbl;       /* namespace, label -> struct w_list of policies */
 };
 
-/* Policies of one namespace, in document order: those whose subjects must
- * carry one label (its key and value), or the others of the namespace
- * (ep_policies' candidates). */
-struct w_plist {
-	char *key;                 /* namespace '\n' [key '\n' value] */
+/*
+ * An index's entry: the endpoints (indexes into w->eps, in by_ns order)
+ * that carry one label, what a pod selector with that label can match; or
+ * the policies (indexes into w->pols, in document order) of one namespace
+ * whose subjects must carry one label, or the namespace's others
+ * (ep_policies' candidates).
+ */
+struct w_list {
+	char *key;                 /* [namespace '\n'] key '\n' value, or namespace '\n' */
 	size_t *idx, n, cap;
-};
-
-/* The endpoints that carry one label (key and value): what a pod selector
- * with that label can match, fewer than a namespace's or all. */
-struct w_label {
-	char *kv;                  /* key, '\n', value */
-	struct w_ep **eps;
-	size_t n, cap;
 };
 
 struct policy_inc;
@@ -161,9 +157,9 @@ int ep_policies(const struct world *w, struct w_ep *e);
 bool ns_match(const struct world *w, const struct labelsel *s, const char *ns);
 bool wns_match(const struct labelsel *s, const struct w_ns *ns);
 /* the endpoints with label key=value (NULL: none) */
-const struct w_label *label_eps(const struct world *w, const char *key, const char *value);
+const struct w_list *label_eps(const struct world *w, const char *key, const char *value);
 /* [*lo, *hi) of l's endpoints: those in namespace ns */
-void label_range(const struct world *w, const struct w_label *l, const char *ns, size_t *lo,
+void label_range(const struct world *w, const struct w_list *l, const char *ns, size_t *lo,
 		 size_t *hi);
 bool sel_match(const struct world *w, const struct epsel *s, const struct w_ep *e);
 /* [*lo, *hi): the entries 0..n-1, sorted by namespace, in namespace ns */

@@ -29,6 +29,8 @@ static const char *str(json_t *o, const char *k)
 	return json_string_value(json_object_get(o, k));
 }
 
+static void lists_free(struct hmap *m);
+
 void policy_world_free(struct world *w)
 {
 	if (!w)
@@ -43,28 +45,8 @@ void policy_world_free(struct world *w)
 		policy_release(&w->nss[i]);
 	free(w->by_ns);
 	free(w->nsl);
-	{
-		struct w_label *l;
-		size_t it = 0;
-
-		while ((l = hmap_next(&w->lbl, &it))) {
-			free(l->kv);
-			free(l->eps);
-			free(l);
-		}
-		hmap_release(&w->lbl);
-	}
-	{
-		struct w_plist *l;
-		size_t it = 0;
-
-		while ((l = hmap_next(&w->pol_lbl, &it))) {
-			free(l->key);
-			free(l->idx);
-			free(l);
-		}
-		hmap_release(&w->pol_lbl);
-	}
+	lists_free(&w->lbl);
+	lists_free(&w->pol_lbl);
 	free(w->pol_by_ns);
 	free(w->eps);
 	free(w->blocks);
@@ -336,11 +318,6 @@ static int ns_index(struct world *w)
 	return 0;
 }
 
-static bool eq_label(const void *val, const void *key)
-{
-	return !strcmp(((const struct w_label *)val)->kv, key);
-}
-
 /* a, '\n', b [, '\n', c] into buf, or malloc'd when longer (*heap); NULL:
  * out of memory. The keys of the label and policy indexes, per endpoint
  * and label: no format to parse. */
@@ -364,19 +341,74 @@ static char *join(const char *a, const char *b, const char *c, char *buf, size_t
 	return out;
 }
 
-/* "key\nvalue" */
-static char *label_kv(const char *key, const char *value, char *buf, size_t len, char **heap)
+static bool eq_list(const void *val, const void *key)
 {
-	return join(key, value, NULL, buf, len, heap);
+	return !strcmp(((const struct w_list *)val)->key, key);
 }
 
-const struct w_label *label_eps(const struct world *w, const char *key, const char *value)
+/* The entry of m for join(a, b, c), or NULL. */
+static const struct w_list *list_find(const struct hmap *m, const char *a, const char *b,
+				      const char *c)
 {
-	char buf[256], *heap, *kv = label_kv(key, value, buf, sizeof(buf), &heap);
-	const struct w_label *l = kv ? hmap_find(&w->lbl, hash_key(kv), eq_label, kv) : NULL;
+	char buf[256], *heap, *k = join(a, b, c, buf, sizeof(buf), &heap);
+	const struct w_list *l = k ? hmap_find(m, hash_key(k), eq_list, k) : NULL;
 
 	free(heap);
 	return l;
+}
+
+/* v appended to the entry of m for join(a, b, c) (once when given twice in
+ * a row). -1: out of memory. */
+static int list_add(struct hmap *m, const char *a, const char *b, const char *c, size_t v)
+{
+	char buf[256], *heap, *k = join(a, b, c, buf, sizeof(buf), &heap);
+	struct w_list *l;
+	uint64_t h;
+	size_t slot;
+
+	if (!k)
+		return -1;
+	h = hash_key(k);
+	if (!(l = hmap_lookup(m, h, eq_list, k, &slot))) {
+		if (!(l = calloc(1, sizeof(*l))) || !(l->key = strdup(k)) ||
+		    hmap_insert_at(m, slot, h, l) < 0) {
+			if (l)
+				free(l->key);
+			free(l);
+			free(heap);
+			return -1;
+		}
+	}
+	free(heap);
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 8, *t = realloc(l->idx, cap * sizeof(*t));
+
+		if (!t)
+			return -1;
+		l->idx = t;
+		l->cap = cap;
+	}
+	if (!l->n || l->idx[l->n - 1] != v)
+		l->idx[l->n++] = v;
+	return 0;
+}
+
+static void lists_free(struct hmap *m)
+{
+	struct w_list *l;
+	size_t it = 0;
+
+	while ((l = hmap_next(m, &it))) {
+		free(l->key);
+		free(l->idx);
+		free(l);
+	}
+	hmap_release(m);
+}
+
+const struct w_list *label_eps(const struct world *w, const char *key, const char *value)
+{
+	return list_find(&w->lbl, key, value, NULL);
 }
 
 /* w->lbl: for each label (key and value), the endpoints that carry it, in
@@ -388,39 +420,10 @@ static int label_index(struct world *w)
 		const char *k;
 		json_t *v;
 
-		json_object_foreach(e->labels, k, v) {
-			char buf[256], *heap, *kv;
-			struct w_label *l;
-			uint64_t h;
-			size_t slot;
-
-			if (!json_is_string(v))
-				continue;
-			if (!(kv = label_kv(k, json_string_value(v), buf, sizeof(buf), &heap)))
+		json_object_foreach(e->labels, k, v)
+			if (json_is_string(v) &&
+			    list_add(&w->lbl, k, json_string_value(v), NULL, (size_t)(e - w->eps)) < 0)
 				return -1;
-			h = hash_key(kv);
-			if (!(l = hmap_lookup(&w->lbl, h, eq_label, kv, &slot))) {
-				if (!(l = calloc(1, sizeof(*l))) || !(l->kv = strdup(kv)) ||
-				    hmap_insert_at(&w->lbl, slot, h, l) < 0) {
-					if (l)
-						free(l->kv);
-					free(l);
-					free(heap);
-					return -1;
-				}
-			}
-			free(heap);
-			if (l->n == l->cap) {
-				size_t cap = l->cap ? 2 * l->cap : 8;
-				struct w_ep **t = realloc(l->eps, cap * sizeof(*t));
-
-				if (!t)
-					return -1;
-				l->eps = t;
-				l->cap = cap;
-			}
-			l->eps[l->n++] = e;
-		}
 	}
 	return 0;
 }
@@ -432,7 +435,7 @@ static size_t ns_rank(const struct world *w, const struct w_ep *e)
 	return e->wns ? (size_t)(e->wns - w->nsl) + 1 : 0;
 }
 
-void label_range(const struct world *w, const struct w_label *l, const char *ns, size_t *lo,
+void label_range(const struct world *w, const struct w_list *l, const char *ns, size_t *lo,
 		 size_t *hi)
 {
 	size_t a = 0, b = 0, rank;
@@ -449,7 +452,7 @@ void label_range(const struct world *w, const struct w_label *l, const char *ns,
 		size_t x = upper ? *lo : 0, y = l->n;
 
 		while (x < y) {
-			size_t m = (x + y) / 2, r = ns_rank(w, l->eps[m]);
+			size_t m = (x + y) / 2, r = ns_rank(w, &w->eps[l->idx[m]]);
 
 			if (r < rank || (upper && r == rank))
 				x = m + 1;
@@ -695,65 +698,6 @@ bool ep_parse(json_t *o, const char *host, void (*ifname)(const char *handle, ch
 	return true;
 }
 
-/* Which policies select local endpoint e, per direction (e->pin, e->pout):
- * those of any namespace, then those of the endpoint's, in document order.
- * -1 on out of memory. */
-static bool eq_plist(const void *val, const void *key)
-{
-	return !strcmp(((const struct w_plist *)val)->key, key);
-}
-
-/* "ns\n" or "ns\nkey\nvalue" into buf (or malloc'd: *heap); NULL: out of memory */
-static char *plist_key(const char *ns, const char *key, const char *value, char *buf, size_t len,
-		       char **heap)
-{
-	return join(ns, key ? key : "", key ? value : NULL, buf, len, heap);
-}
-
-static const struct w_plist *plist_find(const struct world *w, const char *ns, const char *key,
-					const char *value)
-{
-	char buf[256], *heap, *k = plist_key(ns, key, value, buf, sizeof(buf), &heap);
-	const struct w_plist *l = k ? hmap_find(&w->pol_lbl, hash_key(k), eq_plist, k) : NULL;
-
-	free(heap);
-	return l;
-}
-
-static int plist_add(struct world *w, const char *ns, const char *key, const char *value, size_t k)
-{
-	char buf[256], *heap, *s = plist_key(ns, key, value, buf, sizeof(buf), &heap);
-	struct w_plist *l;
-	uint64_t h;
-	size_t slot;
-
-	if (!s)
-		return -1;
-	h = hash_key(s);
-	if (!(l = hmap_lookup(&w->pol_lbl, h, eq_plist, s, &slot))) {
-		if (!(l = calloc(1, sizeof(*l))) || !(l->key = strdup(s)) ||
-		    hmap_insert_at(&w->pol_lbl, slot, h, l) < 0) {
-			if (l)
-				free(l->key);
-			free(l);
-			free(heap);
-			return -1;
-		}
-	}
-	free(heap);
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 8, *t = realloc(l->idx, cap * sizeof(*t));
-
-		if (!t)
-			return -1;
-		l->idx = t;
-		l->cap = cap;
-	}
-	if (!l->n || l->idx[l->n - 1] != k) /* a value given twice */
-		l->idx[l->n++] = k;
-	return 0;
-}
-
 /* w->pol_lbl: the policies of each namespace by the first label their
  * subjects must carry (one list per value it may have), or with the
  * others of the namespace; in document order. An endpoint's candidates
@@ -770,12 +714,12 @@ static int policy_index(struct world *w)
 			if (a->pods.e[i].op == SEL_IN)
 				by = &a->pods.e[i];
 		if (!by) {
-			if (plist_add(w, a->ns, NULL, NULL, k) < 0)
+			if (list_add(&w->pol_lbl, a->ns, "", NULL, k) < 0)
 				return -1;
 			continue;
 		}
 		for (size_t i = 0; i < by->nvalues; i++)
-			if (plist_add(w, a->ns, by->key, by->values[i], k) < 0)
+			if (list_add(&w->pol_lbl, a->ns, by->key, by->values[i], k) < 0)
 				return -1;
 	}
 	return 0;
@@ -788,6 +732,9 @@ static int cmp_size(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* Which policies select local endpoint e, per direction (e->pin, e->pout):
+ * those of any namespace, then those of the endpoint's, in document order.
+ * -1 on out of memory. */
 int ep_policies(const struct world *w, struct w_ep *e)
 {
 	size_t lo0, hi0, lo, hi, *cand, nc = 0;
@@ -805,7 +752,7 @@ int ep_policies(const struct world *w, struct w_ep *e)
 	while (lo0 < hi0)
 		cand[nc++] = w->pol_by_ns[lo0++];
 	if (lo < hi) {
-		const struct w_plist *l = plist_find(w, e->ns, NULL, NULL);
+		const struct w_list *l = list_find(&w->pol_lbl, e->ns, "", NULL);
 		size_t first = nc, m = 0;
 		const char *k;
 		json_t *v;
@@ -815,7 +762,7 @@ int ep_policies(const struct world *w, struct w_ep *e)
 		json_object_foreach(e->labels, k, v) {
 			if (!json_is_string(v))
 				continue;
-			l = plist_find(w, e->ns, k, json_string_value(v));
+			l = list_find(&w->pol_lbl, e->ns, k, json_string_value(v));
 			for (size_t i = 0; l && i < l->n && nc < first + hi - lo; i++)
 				cand[nc++] = l->idx[i];
 		}
