@@ -450,15 +450,20 @@ static bool port_range(const char *s, unsigned *lo, unsigned *hi)
 	return true;
 }
 
-/* tcp/udp/sctp dport (N | N-M | { ... }) at w[*i] */
+/* tcp/udp/sctp dport (N | N-M | { ... }) at w[*i]; th dport (N | N-M):
+ * the transport header whatever its protocol (a chain that only that
+ * protocol reaches), no protocol match */
 static void port_match(struct rb *rb, char **w, size_t nw, size_t *i)
 {
-	int proto = l4_number(w[*i]);
+	int proto = strcmp(w[*i], "th") ? l4_number(w[*i]) : -1;
 	unsigned lo, hi;
 
 	if (++*i >= nw || strcmp(w[*i], "dport") || ++*i >= nw)
 		goto bad;
-	need_l4(rb, proto);
+	if (proto >= 0)
+		need_l4(rb, proto);
+	else if (!strcmp(w[*i], "{"))
+		goto bad; /* not written so */
 	if (!strcmp(w[*i], "{")) {
 		uint32_t id = anon_set(rb, w, nw, i, 0);
 
@@ -663,7 +668,8 @@ void rule_add(struct batch *b, const struct obj *o, const char *line)
 			}
 		} else if (!strcmp(t, "ip") || !strcmp(t, "ip6")) {
 			addr_match(&rb, w, nw, &i);
-		} else if (l4_number(t) >= 0 && strcmp(t, "icmp") && strcmp(t, "ipv6-icmp")) {
+		} else if ((l4_number(t) >= 0 && strcmp(t, "icmp") && strcmp(t, "ipv6-icmp")) ||
+			   !strcmp(t, "th")) {
 			port_match(&rb, w, nw, &i);
 		} else {
 			rb.bad = true;

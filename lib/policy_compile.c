@@ -728,6 +728,51 @@ static size_t port_matches(const struct render *r, const struct rule *rl, uint8_
 	return n;
 }
 
+/*
+ * nftables: the policy rules that allow one TCP port or range go to a chain
+ * of their own, <name>t, which the chain reaches with one
+ * `meta l4proto tcp jump`: there `th dport` needs no protocol match of its
+ * own, 7 expressions a rule instead of 9 (the kernel's cost of a ruleset is
+ * per rule and expression: docs/benchmarks.md, session 15). A chain has
+ * it when it may hold policy rules (a policy's own chain; an endpoint
+ * chain with a policy written in place), whether or not they are TCP now:
+ * a policy's rules that change later change the two chains' rules, never
+ * which chains there are.
+ */
+static void sub_open(struct render *r)
+{
+	r->tbuf = NULL;
+	r->tlen = 0;
+	if (!(r->ft = open_memstream(&r->tbuf, &r->tlen)))
+		r->oom = true;
+}
+
+/* the jump to it (in the chain, after its policy rules) */
+static void sub_jump(struct render *r, const char *name)
+{
+	fprintf(r->f, "\t\tmeta l4proto tcp jump %st\n", name);
+}
+
+/* it, after the chain */
+static void sub_close(struct render *r, const char *name)
+{
+	if (r->ft && fclose(r->ft) != 0)
+		r->oom = true;
+	r->ft = NULL;
+	fprintf(r->f, "\tchain %st {\n%s\t}\n", name, r->tbuf ? r->tbuf : "");
+	free(r->tbuf);
+	r->tbuf = NULL;
+}
+
+/* Does an endpoint chain write a policy's rules in place (sub_open)? */
+static bool has_inline(const struct render *r, const size_t *v, size_t n, bool ingress)
+{
+	for (size_t i = 0; i < n; i++)
+		if (r->pol_uses[2 * v[i] + !ingress] == 1)
+			return true;
+	return false;
+}
+
 /* chain p<k>i / p<k>o: one accept per (family, peer, port group); inl
  * (nftables): only those rules, written where the caller is (the one
  * endpoint chain that uses them) */
@@ -737,7 +782,7 @@ static void policy_chain(struct render *r, struct cache *c, size_t k, bool ingre
 	const struct rule *rules = ingress ? p->in : p->out;
 	size_t nrules = ingress ? p->nin : p->nout;
 	const char *dir = ingress ? "saddr" : "daddr";
-	char *own = p->id ? NULL : policy_id(p), tail[160] = "";
+	char *own = p->id ? NULL : policy_id(p), tail[160] = "", cname[32] = "";
 	const char *id = p->id ? p->id : own;
 
 	if (!inl)
@@ -756,8 +801,10 @@ static void policy_chain(struct render *r, struct cache *c, size_t k, bool ingre
 			fprintf(k6 ? r->f6 : r->f, ":%s-p%zu%c - [0:0]\n", r->t, k, ingress ? 'i' : 'o');
 		}
 	} else if (!inl) {
-		fprintf(r->f, "\tchain %s%c {\n", r->pol_name[k], ingress ? 'i' : 'o');
+		snprintf(cname, sizeof(cname), "%s%c", r->pol_name[k], ingress ? 'i' : 'o');
+		fprintf(r->f, "\tchain %s {\n", cname);
 		comment_line(r->f, "%s %s", id ? id : "", ingress ? "ingress" : "egress");
+		sub_open(r);
 	}
 	for (size_t i = 0; i < nrules; i++) {
 		const struct rule *rl = &rules[i];
@@ -783,6 +830,10 @@ static void policy_chain(struct render *r, struct cache *c, size_t k, bool ingre
 						 fam == 4 ? "ipv4" : "ipv6");
 				}
 				for (size_t q = 0; q < (np ? np : 1); q++) {
+					/* one TCP port or range: the TCP chain's */
+					bool tcp = r->ft && np && !strncmp(ports[q], "tcp dport ", 10) &&
+						   ports[q][10] != '{';
+
 					/* iptables: "4" or "6" first, a family's file
 					 * each (not written) */
 					if (r->ipt) {
@@ -798,26 +849,35 @@ static void policy_chain(struct render *r, struct cache *c, size_t k, bool ingre
 							r->oom = true; /* not written cut */
 							continue;
 						}
-					} else
+					} else if (tcp) {
+						cat(line, sizeof(line), peer, " th dport ", ports[q] + 10,
+						    " accept", (char *)NULL);
+					} else {
 						cat(line, sizeof(line), peer, np ? " " : "",
 						    np ? ports[q] : "", " accept", (char *)NULL);
+					}
 					if (seen_rule(r, line))
 						continue;
 					if (r->ipt) {
 						fputs(line + 1, fam == 4 ? r->f : r->f6);
 						fputc('\n', fam == 4 ? r->f : r->f6);
 					} else {
-						fputs("\t\t", r->f);
-						fputs(line, r->f);
-						fputs(tail, r->f);
-						fputc('\n', r->f);
+						FILE *o = tcp ? r->ft : r->f;
+
+						fputs("\t\t", o);
+						fputs(line, o);
+						fputs(tail, o);
+						fputc('\n', o);
 					}
 				}
 			}
 		}
 	}
-	if (!r->ipt && !inl)
+	if (!r->ipt && !inl) {
+		sub_jump(r, cname);
 		fputs("\t}\n", r->f);
+		sub_close(r, cname);
+	}
 	free(own);
 }
 
@@ -1011,6 +1071,7 @@ static void egress_chain(struct render *r, struct cache *c, const char *name,
 			 const struct w_ep *e)
 {
 	FILE *f = r->f;
+	bool sub = has_inline(r, e->pout, e->npout, false);
 
 	seen_reset(r);
 	fprintf(f, "\tchain %s {\n", name);
@@ -1018,23 +1079,34 @@ static void egress_chain(struct render *r, struct cache *c, const char *name,
 	fputs("\t\tiifname . ip saddr != @spoof4 counter drop comment \"spoofed\"\n"
 	      "\t\tiifname . ip6 saddr != @spoof6 counter drop comment \"spoofed\"\n"
 	      "\t\tct state established,related accept\n", f);
+	if (sub)
+		sub_open(r);
 	for (size_t i = 0; i < e->npout; i++)
 		policy_rules(r, c, e->pout[i], false);
+	if (sub)
+		sub_jump(r, name);
 	fputs(e->npout ? "\t\tcounter drop comment \"egress not allowed\"\n" : "\t\taccept\n", f);
 	fputs("\t}\n", f);
+	if (sub)
+		sub_close(r, name);
 }
 
 static void ingress_chain(struct render *r, struct cache *c, const char *name, const struct w_ep *e)
 {
 	FILE *f = r->f;
+	bool sub = has_inline(r, e->pin, e->npin, true);
 
 	seen_reset(r);
 	fprintf(f, "\tchain %s {\n", name);
 	chain_comment(f, r->w, e, true);
 	fputs("\t\tct state established,related accept\n", f);
+	if (sub)
+		sub_open(r);
 	if (e->npin) {
 		for (size_t i = 0; i < e->npin; i++)
 			policy_rules(r, c, e->pin[i], true);
+		if (sub)
+			sub_jump(r, name);
 	} else {
 		enum isolation iso = tenant_iso(r->w, e->tenant);
 		unsigned s[2];
@@ -1050,6 +1122,8 @@ static void ingress_chain(struct render *r, struct cache *c, const char *name, c
 		}
 	}
 	fputs("\t\tcounter drop comment \"ingress not allowed\"\n\t}\n", f);
+	if (sub)
+		sub_close(r, name);
 }
 
 /* The sources each local endpoint may send from, by interface. */

@@ -600,12 +600,69 @@ static int queue_chain(struct policy_inc *inc, const char *name, char *text)
 	return 0;
 }
 
+/* The chains of a rendered text ("\tchain NAME {" ... "\t}" each: one, or a
+ * chain and its TCP chain): where each starts, its length and name. */
+struct blocks {
+	const char *at[2];
+	size_t len[2];
+	char name[2][32];
+	size_t n;
+};
+
+static int chain_blocks(const char *text, struct blocks *b)
+{
+	const char *p = text;
+
+	b->n = 0;
+	while (*p) {
+		const char *end = strstr(p, "\n\t}\n"), *brace = strchr(p, ' ');
+		size_t l;
+
+		if (b->n == 2 || strncmp(p, "\tchain ", 7) || !end || !brace ||
+		    !(brace = strchr(brace + 1, ' ')) || (l = (size_t)(brace - p - 7)) >= 32)
+			return -1;
+		memcpy(b->name[b->n], p + 7, l);
+		b->name[b->n][l] = '\0';
+		b->at[b->n] = p;
+		b->len[b->n] = (size_t)(end + 4 - p);
+		b->n++;
+		p = end + 4;
+	}
+	return 0;
+}
+
+/* Are was and now the same chains (names), rendered before and after? */
+static bool same_chains(const char *was, const char *now, struct blocks *a, struct blocks *b)
+{
+	if (chain_blocks(was, a) < 0 || chain_blocks(now, b) < 0 || a->n != b->n)
+		return false;
+	for (size_t i = 0; i < b->n; i++)
+		if (strcmp(a->name[i], b->name[i]))
+			return false;
+	return true;
+}
+
+/* The chains of now that differ from was's (same_chains), queued. */
+static int queue_chains(struct policy_inc *inc, const struct blocks *a, const struct blocks *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		char *t;
+
+		if (a->len[i] == b->len[i] && !memcmp(a->at[i], b->at[i], b->len[i]))
+			continue;
+		if (!(t = strndup(b->at[i], b->len[i])) || queue_chain(inc, b->name[i], t) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int policy_inc_policy(struct policy_inc *inc, json_t *old, json_t *neu)
 {
 	struct world *w = inc->w;
 	const struct inc_group *g[2] = { NULL, NULL };
 	char *was[2] = { NULL, NULL }, *now[2] = { NULL, NULL };
 	const struct epsel **to = NULL;
+	struct blocks bw[2], bn[2];
 	struct policy pn, po;
 	struct error err = {0};
 	size_t k;
@@ -664,21 +721,17 @@ int policy_inc_policy(struct policy_inc *inc, json_t *old, json_t *neu)
 		}
 	if (w->cached && !inc->pol_owned && !(inc->pol_owned = calloc(w->npols + 1, sizeof(bool))))
 		goto out;
-	for (int d = 0; d < 2; d++) {
-		char name[24];
-
-		if (!now[d] || !strcmp(was[d], now[d]))
-			continue;
-		if (g[d])
-			snprintf(name, sizeof(name), "%s", g[d]->name);
-		else
-			snprintf(name, sizeof(name), "%s%c", inc->pol_name[k], d ? 'i' : 'o');
-		if (queue_chain(inc, name, now[d]) < 0) {
-			now[d] = NULL;
+	/* the same chains before and after (a chain, and its TCP chain), or
+	 * compile whole; then the ones that changed, queued */
+	for (int d = 0; d < 2; d++)
+		if (now[d] && !same_chains(was[d], now[d], &bw[d], &bn[d])) {
+			r = 1;
 			goto out;
 		}
-		now[d] = NULL;
-	}
+	r = -1;
+	for (int d = 0; d < 2; d++)
+		if (now[d] && queue_chains(inc, &bw[d], &bn[d]) < 0)
+			goto out;
 	for (size_t i = 0; i < inc->nsets; i++)
 		if (to[i])
 			inc->sets[i].sel = to[i];

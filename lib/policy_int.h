@@ -115,6 +115,11 @@ struct render {
 	bool unknown;
 	/* the policy rules written so far in the chain being written (seen_rule) */
 	struct hmap seen;
+	/* nftables: the TCP port rules of the chain being written, for its
+	 * chain <name>t (sub_open), or NULL */
+	FILE *ft;
+	char *tbuf;
+	size_t tlen;
 	bool oom; /* a rule could not be written: the rendering fails */
 };
 

@@ -199,7 +199,7 @@ for FW in $fws; do
 	  "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "db"}}}], "ports": [{"protocol": "TCP", "port": 8081}]}]}}'
 	same "a NetworkPolicy that repeats another's rule"
 	# the kernel's port-8081 rules under policy $1's name
-	on_8081() { ns h11 nft list ruleset | grep -c "tcp dport 8081 accept comment \"NetworkPolicy/shop/$1\""; }
+	on_8081() { ns h11 nft list ruleset | grep -c "th dport 8081 accept comment \"NetworkPolicy/shop/$1\""; }
 	if [ "$FW" = nft ]; then
 		check "$FW: the repeated rule is in the kernel once" \
 			test "$(on_8081 web)" -ge 1 -a "$(on_8081 web-too)" = 0
