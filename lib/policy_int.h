@@ -172,6 +172,39 @@ void ns_range(const struct world *w, size_t n, const char *(*ns_at)(const struct
 	      const char *ns, size_t *lo, size_t *hi);
 const char *ep_ns(const struct world *w, size_t i); /* w->by_ns[i]'s namespace */
 
+/* lib/policy_class.c: local endpoints grouped by their chains (endpoints
+ * with the same policies share a chain), classes (an egress and an ingress
+ * group together: an interface group number) */
+struct groups {
+	size_t *of;    /* endpoint index -> group */
+	size_t *first; /* group -> its first endpoint */
+	char (*name)[24]; /* group -> its chain's name (stable_name) */
+	char **key;    /* group -> what its chain depends on (chain_key) */
+	size_t n;
+};
+
+struct classes {
+	size_t *of;      /* endpoint index -> class */
+	size_t *eg, *in; /* class -> its egress and ingress group */
+	uint32_t *id;    /* class -> its number */
+	size_t n;
+};
+
+void groups_free(struct groups *g);
+int group_eps(struct render *rd, bool ingress, struct groups *g);
+void spoof_sets(struct render *r);
+void classes_free(struct classes *c);
+int classes_of(const struct world *w, const struct groups *ge, const struct groups *gi,
+	       struct classes *c);
+void verdict_map(FILE *f, const char *name, const struct classes *c, const size_t *grp,
+		 const struct groups *g);
+void class_map(FILE *f, const struct world *w, const struct classes *c);
+int record_endpoints(struct render *r, const struct groups *ge, const struct groups *gi,
+		     const struct classes *cl);
+/* lib/policy_compile.c helpers they share */
+int stable_name(struct render *r, char kind, const char *key, char out[24]);
+const char *uint_str(unsigned v, char b[12]);
+
 /* lib/policy_compile.c */
 void put_comment(FILE *f, char kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 #define comment_line(f, ...) put_comment(f, 'n', __VA_ARGS__)
