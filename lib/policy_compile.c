@@ -388,18 +388,16 @@ static unsigned eps_set(struct render *r, struct cache *c, const struct epsel *s
 			uint8_t family)
 {
 	const struct world *w = r->w;
-	char kb[256], *key;
+	/* the key on the stack when the selector kept it: most peers' sets are
+	 * known, found without a key of their own */
+	char kb[256], *key = sel_key_into(sel, family, kb, sizeof(kb)), *heap = NULL;
 	const struct sel_expr *by;
 	struct peerset *ps;
 	struct prefix *v;
 	size_t n = 0, lo, hi, scan;
 	unsigned set;
 
-	/* most peers' sets are known: found without a key of their own */
-	if (!r->look && sel_key_into(sel, family, kb, sizeof(kb)) &&
-	    (ps = hmap_find(&c->peers, hash_key(kb), eq_peerset, kb)))
-		return ps->set;
-	if (!(key = sel_key(sel, family))) {
+	if (!key && !(key = heap = sel_key(sel, family))) {
 		r->inc_failed = true; /* a set left out that the kept state would not know */
 		r->unknown = true;
 		return 0;
@@ -407,13 +405,18 @@ static unsigned eps_set(struct render *r, struct cache *c, const struct epsel *s
 	if (r->look) {
 		const char *name = inc_set_name(r->look, key);
 
-		free(key);
+		free(heap);
 		r->unknown |= !name;
 		return name ? look_set(r, name) : 0;
 	}
 	if ((ps = hmap_find(&c->peers, hash_key(key), eq_peerset, key))) {
-		free(key);
+		free(heap);
 		return ps->set;
+	}
+	/* a new set: the key is kept with it */
+	if (!heap && !(key = strdup(key))) {
+		r->oom = true; /* the rendering fails rather than leave the peer out */
+		return 0;
 	}
 	/* the candidates: one namespace's endpoints, or those with one of the
 	 * values a label must have, whichever are fewer */
